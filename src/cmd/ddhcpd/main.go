@@ -1,0 +1,53 @@
+// Command ddhcpd is the decentralized DHCP server daemon. Called as ddhcpctl
+// (a symlink, which saves flash on routers) it is the control client.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"ddhcpd/src/config"
+	"ddhcpd/src/ctl"
+	"ddhcpd/src/daemon"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if filepath.Base(os.Args[0]) == "ddhcpctl" {
+		os.Exit(ctl.Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	cfg, err := config.Parse(args)
+	switch {
+	case errors.Is(err, config.ErrHelp):
+		fmt.Print(config.Usage)
+		return 0
+	case errors.Is(err, config.ErrVersion):
+		fmt.Println("ddhcpd", version)
+		return 0
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "ddhcpd: %v\n", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// SIGHUP's default action would kill the daemon; reloading comes with UCI.
+	signal.Ignore(syscall.SIGHUP)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := daemon.Run(ctx, cfg, log, version); err != nil {
+		log.Error("ddhcpd failed", "err", err)
+		return 1
+	}
+	return 0
+}

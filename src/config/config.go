@@ -1,0 +1,343 @@
+// Package config holds the daemon's settings: one Config, filled from the
+// command line (the C ddhcpd's flags plus our own) and validated in one place,
+// with errors that name the offending flag and value.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"ddhcpd/src/claim"
+	"ddhcpd/src/pool"
+)
+
+// Defaults that are not the claim engine's.
+const (
+	DefaultMeshInterface   = "server0"
+	DefaultClientInterface = "client0"
+	DefaultPool            = "10.0.0.0/24"
+	DefaultSizeExp         = 5
+	DefaultControlSocket   = "/var/run/ddhcpd.sock"
+	DefaultStateDir        = "/tmp/ddhcpd"
+)
+
+// Config is the daemon's whole configuration.
+type Config struct {
+	MeshInterfaces   []string
+	ClientInterfaces []string
+	Pool             netip.Prefix // as given (the wire carries it unmasked, like the C node)
+	SizeExp          uint8
+	Reserved         []pool.Range
+	NoDHCP           bool // -S: serve no clients, only take part in claiming
+
+	SpareLeases      int
+	BlockTimeout     time.Duration
+	TentativeTimeout time.Duration
+	NeedlessTimeout  time.Duration
+	InquireInterval  time.Duration
+	LearningTime     time.Duration
+	MaxBlocks        int
+
+	Options       []Option // -o, served once the DHCP side exists
+	Hook          string
+	ControlSocket string
+	StateDir      string
+	LogLevel      slog.Level
+}
+
+// Option is a raw DHCP option as given with -o CODE:LEN:B1.B2...
+type Option struct {
+	Code uint8
+	Data []byte
+}
+
+// Error is a configuration error naming the flag and its value.
+type Error struct {
+	Flag, Value, Reason string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("-%s %q: %s", e.Flag, e.Value, e.Reason) }
+
+// ErrHelp and ErrVersion are returned when -h or -V was given.
+var (
+	ErrHelp    = errors.New("help requested")
+	ErrVersion = errors.New("version requested")
+)
+
+// Default returns the configuration with every default applied.
+func Default() Config {
+	return Config{
+		MeshInterfaces:   []string{DefaultMeshInterface},
+		ClientInterfaces: []string{DefaultClientInterface},
+		Pool:             netip.MustParsePrefix(DefaultPool),
+		SizeExp:          DefaultSizeExp,
+		SpareLeases:      claim.DefaultSpareLeases,
+		BlockTimeout:     claim.DefaultBlockTimeout,
+		TentativeTimeout: claim.DefaultTentativeTimeout,
+		NeedlessTimeout:  claim.DefaultNeedlessTimeout,
+		InquireInterval:  claim.DefaultInquireInterval,
+		LearningTime:     -1, // the block timeout, as the C node
+		ControlSocket:    DefaultControlSocket,
+		StateDir:         DefaultStateDir,
+		LogLevel:         slog.LevelWarn,
+	}
+}
+
+// Usage is printed for -h and after a flag error.
+const Usage = `usage: ddhcpd [flags]
+  -i IF[,IF]   mesh interface(s) for the inter-node protocol (default server0)
+  -c IF[,IF]   client interface(s) where DHCP is served (default client0)
+  -N NET/LEN   address pool (default 10.0.0.0/24)
+  -b EXP       block size 2^EXP, EXP 0..7 (default 5: 32 addresses)
+  -s N         spare leases to keep free in owned blocks (default 2)
+  -t SEC       tentative timeout, at least 2 (default 15)
+  -B SEC       block timeout: claim lifetime, 1..65535 (default 60)
+  -n SEC       needless timeout before an unused block is given up (default 300)
+  -L           skip the learning phase
+  -S           no DHCP service; only take part in claiming (spare leases 0)
+  -o C:L:B.B   DHCP option CODE:LEN:BYTE.BYTE..., repeatable
+  -H CMD       hook command, run as CMD EVENT ARGS...
+  -C PATH      control socket (default /var/run/ddhcpd.sock)
+  -v           more verbose, repeatable (default warnings)
+  -V           print the version
+  -h           this help
+  -state DIR             state directory for the node id (default /tmp/ddhcpd)
+  -reserve RANGE[,...]   never lease these: A, A-B or A/LEN, repeatable
+  -learning DUR          learning phase length (default: the block timeout; -L sets 0)
+  -inquire-interval DUR  spacing of inquiries for a block (default 1s)
+  -max-blocks N          own at most N blocks (default 0: no cap)
+`
+
+// Parse reads the command line. It returns ErrHelp or ErrVersion for -h and
+// -V, and an *Error for a bad value.
+func Parse(args []string) (Config, error) {
+	c := Default()
+	fs := flag.NewFlagSet("ddhcpd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+
+	var errs []error
+	bad := func(name, value, reason string) error {
+		return &Error{Flag: name, Value: value, Reason: reason}
+	}
+	list := func(dst *[]string) func(string) error {
+		first := true
+		return func(s string) error {
+			if first {
+				*dst, first = nil, false
+			}
+			for _, f := range strings.Split(s, ",") {
+				if f = strings.TrimSpace(f); f != "" {
+					*dst = append(*dst, f)
+				}
+			}
+			return nil
+		}
+	}
+	seconds := func(dst *time.Duration, min, max int) func(string) error {
+		return func(s string) error {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < min || n > max {
+				return fmt.Errorf("want whole seconds %d..%d", min, max)
+			}
+			*dst = time.Duration(n) * time.Second
+			return nil
+		}
+	}
+	duration := func(dst *time.Duration) func(string) error {
+		return func(s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil || d < 0 {
+				return errors.New("want a duration like 500ms or 10s")
+			}
+			*dst = d
+			return nil
+		}
+	}
+	integer := func(dst *int, min, max int) func(string) error {
+		return func(s string) error {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < min || n > max {
+				return fmt.Errorf("want an integer %d..%d", min, max)
+			}
+			*dst = n
+			return nil
+		}
+	}
+	fs.Func("i", "", list(&c.MeshInterfaces))
+	fs.Func("c", "", list(&c.ClientInterfaces))
+	fs.Func("N", "", func(s string) error {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() {
+			return errors.New("want an IPv4 prefix like 10.116.224.0/20")
+		}
+		c.Pool = p
+		return nil
+	})
+	fs.Func("b", "", func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > pool.MaxSizeExp {
+			return fmt.Errorf("block size exponent must be 0..%d (at most 128 addresses fit the wire format)", pool.MaxSizeExp)
+		}
+		c.SizeExp = uint8(n)
+		return nil
+	})
+	fs.Func("s", "", integer(&c.SpareLeases, 0, 1<<20))
+	fs.Func("t", "", seconds(&c.TentativeTimeout, 2, 3600))
+	fs.Func("B", "", seconds(&c.BlockTimeout, 1, 65535))
+	fs.Func("n", "", seconds(&c.NeedlessTimeout, 0, 1<<24))
+	fs.BoolFunc("L", "", func(string) error { c.LearningTime = 0; return nil })
+	fs.BoolFunc("S", "", func(string) error { c.NoDHCP = true; return nil })
+	fs.Func("o", "", func(s string) error {
+		o, err := ParseOption(s)
+		if err != nil {
+			return err
+		}
+		c.Options = append(c.Options, o)
+		return nil
+	})
+	fs.StringVar(&c.Hook, "H", "", "")
+	fs.StringVar(&c.ControlSocket, "C", c.ControlSocket, "")
+	fs.BoolFunc("v", "", func(string) error {
+		if c.LogLevel > slog.LevelDebug {
+			c.LogLevel -= 4
+		}
+		return nil
+	})
+	version, help := false, false
+	fs.BoolVar(&version, "V", false, "")
+	fs.BoolVar(&help, "h", false, "")
+	fs.StringVar(&c.StateDir, "state", c.StateDir, "")
+	fs.Func("reserve", "", func(s string) error {
+		for _, f := range strings.Split(s, ",") {
+			r, err := pool.ParseRange(f)
+			if err != nil {
+				return err
+			}
+			c.Reserved = append(c.Reserved, r)
+		}
+		return nil
+	})
+	fs.Func("learning", "", duration(&c.LearningTime))
+	fs.Func("inquire-interval", "", duration(&c.InquireInterval))
+	fs.Func("max-blocks", "", integer(&c.MaxBlocks, 0, 1<<22))
+
+	if err := fs.Parse(expandClusters(args)); err != nil {
+		return c, flagError(err)
+	}
+	if fs.NArg() > 0 {
+		return c, bad("", fs.Arg(0), "unexpected argument")
+	}
+	if help {
+		return c, ErrHelp
+	}
+	if version {
+		return c, ErrVersion
+	}
+	if c.NoDHCP {
+		c.SpareLeases = 0
+	}
+	if c.LearningTime < 0 {
+		c.LearningTime = c.BlockTimeout
+	}
+	if len(c.MeshInterfaces) == 0 {
+		errs = append(errs, bad("i", "", "at least one mesh interface is needed"))
+	}
+	for _, name := range append(append([]string{}, c.MeshInterfaces...), c.ClientInterfaces...) {
+		if len(name) > 15 || strings.ContainsAny(name, "/ \t") {
+			errs = append(errs, bad("i", name, "not a valid interface name"))
+		}
+	}
+	if _, err := c.NewPool(); err != nil {
+		errs = append(errs, bad("N", c.Pool.String(), err.Error()))
+	}
+	if c.InquireInterval <= 0 {
+		errs = append(errs, bad("inquire-interval", c.InquireInterval.String(), "must be positive"))
+	}
+	if c.StateDir == "" {
+		errs = append(errs, bad("state", "", "a state directory is needed for the node id"))
+	}
+	return c, errors.Join(errs...)
+}
+
+// NewPool builds the pool geometry from the configuration.
+func (c *Config) NewPool() (*pool.Pool, error) {
+	return pool.New(c.Pool, c.SizeExp, c.Reserved)
+}
+
+// flagError turns the flag package's message into an *Error naming the flag.
+func flagError(err error) error {
+	// The flag package reports `invalid value "V" for flag -X: REASON` and
+	// `flag provided but not defined: -X`.
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+		value, rest, _ := strings.Cut(strings.TrimPrefix(rest, `"`), `" for flag -`)
+		name, reason, _ := strings.Cut(rest, ": ")
+		return &Error{Flag: name, Value: value, Reason: reason}
+	}
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return &Error{Flag: name, Value: "", Reason: "unknown flag"}
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		return &Error{Flag: name, Value: "", Reason: "needs a value"}
+	}
+	return err
+}
+
+// expandClusters turns getopt-style "-Lv" and "-vv" into separate flags, as
+// the C ddhcpd accepts them.
+func expandClusters(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' && strings.Trim(a[1:], "LSvVh") == "" {
+			for _, r := range a[1:] {
+				out = append(out, "-"+string(r))
+			}
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// ParseOption parses the C ddhcpd's CODE:LEN:B1.B2... form; LEN must match
+// the number of bytes. Bytes are decimal, as in the C examples
+// ("3:4:10.116.254.254").
+func ParseOption(s string) (Option, error) {
+	parts := strings.SplitN(s, ":", 3)
+	if len(parts) != 3 {
+		return Option{}, errors.New("want CODE:LEN:B1.B2...")
+	}
+	code, err := strconv.Atoi(parts[0])
+	if err != nil || code < 1 || code > 254 {
+		return Option{}, errors.New("option code must be 1..254")
+	}
+	n, err := strconv.Atoi(parts[1])
+	if err != nil || n < 0 || n > 255 {
+		return Option{}, errors.New("option length must be 0..255")
+	}
+	var data []byte
+	if parts[2] != "" {
+		for _, f := range strings.Split(parts[2], ".") {
+			v, err := strconv.Atoi(f)
+			if err != nil || v < 0 || v > 255 {
+				return Option{}, fmt.Errorf("option byte %q is not 0..255", f)
+			}
+			data = append(data, byte(v))
+		}
+	}
+	if len(data) != n {
+		return Option{}, fmt.Errorf("option length %d but %d bytes given", n, len(data))
+	}
+	return Option{Code: uint8(code), Data: data}, nil
+}
