@@ -92,8 +92,16 @@ func (c Config) Validate() error {
 	if c.InquireInterval <= 0 {
 		errs = append(errs, fmt.Errorf("inquire interval %v: must be positive", c.InquireInterval))
 	}
-	if c.Inquiries < 1 {
-		errs = append(errs, fmt.Errorf("inquiries %d: must be at least 1", c.Inquiries))
+	// One inquiry in flight protects nothing against a node that starts
+	// (or a partition that heals) meanwhile.
+	if c.Inquiries < 2 {
+		errs = append(errs, fmt.Errorf("inquiries %d: must be at least 2", c.Inquiries))
+	}
+	// An owner answers an inquiry at most AnnounceGap late (it may have just
+	// announced the block); the inquiry window must leave room for that and
+	// for the round trip, or the inquirer takes a block that is owned.
+	if window := time.Duration(c.Inquiries) * c.InquireInterval; c.Inquiries >= 2 && window < 4*c.AnnounceGap {
+		errs = append(errs, fmt.Errorf("inquiry window %d × %v is shorter than 4 × the announce gap %v", c.Inquiries, c.InquireInterval, c.AnnounceGap))
 	}
 	if c.RefreshFactor < 2 {
 		errs = append(errs, fmt.Errorf("refresh factor %d: must be at least 2", c.RefreshFactor))

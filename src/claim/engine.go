@@ -110,6 +110,7 @@ type block struct {
 	owner     wire.NodeID
 	ownerAddr netip.Addr
 	timeout   time.Duration // expiry of Claimed and Tentative
+	heapAt    time.Duration // key in the timer heap: at most timeout
 	heapIdx   int           // position in the timer heap, -1 when not in it
 
 	inquiries   int // INQUIREs sent while Claiming
@@ -292,8 +293,16 @@ func (e *Engine) onInquire(now time.Duration, id wire.NodeID, idx uint32) {
 // harm: inquiry rounds keep their own schedule.
 func (e *Engine) Tick(now time.Duration, u Usage) {
 	e.lastTick = now
-	for len(e.timers) > 0 && e.timers[0].timeout <= now {
-		e.forget(e.timers[0])
+	for len(e.timers) > 0 && e.timers[0].heapAt <= now {
+		b := e.timers[0]
+		if b.timeout <= now {
+			e.forget(b)
+			continue
+		}
+		// Refreshed since it was keyed: re-key it now, once per lifetime,
+		// instead of on every refresh.
+		b.heapAt = b.timeout
+		heap.Fix(&e.timers, 0)
 	}
 	if e.learning && now >= e.learnUntil {
 		e.learning = false
@@ -552,7 +561,7 @@ func (e *Engine) send(m wire.Message) {
 func (e *Engine) Next() time.Duration {
 	t := e.lastTick + e.cfg.TickInterval
 	if len(e.timers) > 0 {
-		t = min(t, e.timers[0].timeout)
+		t = min(t, e.timers[0].heapAt)
 	}
 	if e.learning {
 		t = min(t, e.learnUntil)
@@ -679,12 +688,18 @@ func (e *Engine) forget(b *block) {
 	delete(e.blocks, b.idx)
 }
 
+// setTimeout sets a block's expiry. A later expiry (the common refresh) only
+// updates the block; the heap is touched when the expiry moves earlier or the
+// block enters it.
 func (e *Engine) setTimeout(b *block, t time.Duration) {
 	b.timeout = t
-	if b.heapIdx >= 0 {
-		heap.Fix(&e.timers, b.heapIdx)
-	} else {
+	switch {
+	case b.heapIdx < 0:
+		b.heapAt = t
 		heap.Push(&e.timers, b)
+	case t < b.heapAt:
+		b.heapAt = t
+		heap.Fix(&e.timers, b.heapIdx)
 	}
 }
 
@@ -703,13 +718,13 @@ func remove(s []*block, b *block) []*block {
 	return s
 }
 
-// timerHeap orders Claimed and Tentative blocks by timeout.
+// timerHeap orders Claimed and Tentative blocks by heapAt.
 type timerHeap []*block
 
 func (h timerHeap) Len() int { return len(h) }
 func (h timerHeap) Less(i, j int) bool {
-	if h[i].timeout != h[j].timeout {
-		return h[i].timeout < h[j].timeout
+	if h[i].heapAt != h[j].heapAt {
+		return h[i].heapAt < h[j].heapAt
 	}
 	return h[i].idx < h[j].idx
 }

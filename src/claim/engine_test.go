@@ -674,7 +674,8 @@ func TestConfigValidate(t *testing.T) {
 		{"negative spare", func(c *claim.Config) { c.SpareLeases = -1 }},
 		{"block timeout too long", func(c *claim.Config) { c.BlockTimeout = 70000 * time.Second }},
 		{"block timeout fraction", func(c *claim.Config) { c.BlockTimeout = 1500 * time.Millisecond }},
-		{"one inquiry short", func(c *claim.Config) { c.Inquiries = -1 }},
+		{"one inquiry", func(c *claim.Config) { c.Inquiries = 1 }},
+		{"inquiry window shorter than the announce gap", func(c *claim.Config) { c.InquireInterval = 50 * time.Millisecond }},
 		{"refresh factor 1", func(c *claim.Config) { c.RefreshFactor = 1 }},
 		{"negative cap", func(c *claim.Config) { c.MaxBlocks = -3 }},
 	}
