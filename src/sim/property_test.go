@@ -589,7 +589,8 @@ func tunedTimers(r *rand.Rand) claim.Config {
 	ms := func(lo, hi int) time.Duration { return time.Duration(lo+r.IntN(hi-lo+1)) * time.Millisecond }
 	gap := ms(1, 250)
 	inq := 2 + r.IntN(3)
-	floor := max(150*time.Millisecond, (gap+300*time.Millisecond)/time.Duration(inq), 4*gap/time.Duration(inq))
+	// Rounded up: the window must reach 4 × gap exactly.
+	floor := max(150*time.Millisecond, (gap+300*time.Millisecond)/time.Duration(inq), (4*gap+time.Duration(inq)-1)/time.Duration(inq))
 	return claim.Config{
 		BlockTimeout:     time.Duration(4+r.IntN(9)) * time.Second,
 		TentativeTimeout: ms(1000, 5000),
