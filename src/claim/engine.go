@@ -142,6 +142,11 @@ type Engine struct {
 	pending  []*block          // queued announcements
 	refresh  time.Duration     // next periodic refresh of ours
 
+	// demand is extra need from clients that got nothing, on top of the
+	// spare leases, until demandUntil.
+	demand      int
+	demandUntil time.Duration
+
 	out    []wire.Message
 	events []Event
 	stats  Stats
@@ -347,8 +352,27 @@ func (e *Engine) free(u Usage) int {
 	return n
 }
 
+// demandTTL is how long a client's demand outlives the request that made it.
+const demandTTL = 30 * time.Second
+
+// Demand records that a client asked for an address and none was free: at
+// least n free addresses are wanted even if the spare-lease setting is lower
+// (with -S or spare 0 a DISCOVER must still get an answer). The next Tick
+// starts claiming.
+func (e *Engine) Demand(now time.Duration, n int) {
+	if now >= e.demandUntil {
+		e.demand = 0
+	}
+	e.demand = max(e.demand, n)
+	e.demandUntil = now + demandTTL
+}
+
 func (e *Engine) claimMore(now time.Duration, u Usage) {
-	need := e.cfg.SpareLeases - e.free(u)
+	want := e.cfg.SpareLeases
+	if now < e.demandUntil {
+		want = max(want, e.demand)
+	}
+	need := want - e.free(u)
 	for need > 0 && (e.cfg.MaxBlocks == 0 || len(e.ours)+len(e.claiming) < e.cfg.MaxBlocks) {
 		idx, ok := e.pickFree()
 		if !ok {
@@ -374,6 +398,19 @@ func (e *Engine) Want(now time.Duration, idx uint32) bool {
 	}
 	e.startClaiming(idx, now)
 	e.inquire(now)
+	return true
+}
+
+// Restore takes a block we owned before a restart as ours at once and
+// announces it, so its leases stay served and other nodes' copies of our
+// claim are refreshed before they time out. The caller restores only blocks
+// whose claims can still be alive elsewhere (saved less than a block timeout
+// ago); a conflicting higher id still wins as usual.
+func (e *Engine) Restore(now time.Duration, idx uint32) bool {
+	if idx >= e.pool.NumBlocks() || e.pool.Blocked(idx) || e.blocks[idx] != nil {
+		return false
+	}
+	e.takeOwnership(e.track(idx), now)
 	return true
 }
 

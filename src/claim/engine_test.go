@@ -693,3 +693,49 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("swarm/pool mismatch accepted")
 	}
 }
+
+// A client that got nothing makes the engine claim even with no spare
+// configured; the demand fades once nobody asks.
+func TestDemand(t *testing.T) {
+	p := testPool(t, "10.0.0.0/24", 5)
+	cfg := baseConfig(id(9), p)
+	cfg.SpareLeases = 0
+	n := newNode(t, cfg, p, 1)
+	n.endLearning()
+	n.run(5*time.Second, nil)
+	if len(n.e.Owned()) != 0 {
+		t.Fatalf("claimed with spare 0 and no demand: %v", n.e.Owned())
+	}
+	full := usage{}
+	n.e.Demand(n.now, 1)
+	n.e.Tick(n.now, full)
+	n.collect()
+	if len(n.claiming()) != 1 {
+		t.Fatalf("demand did not start a claim at once: %v", n.claiming())
+	}
+	n.run(3*time.Second, full)
+	if len(n.e.Owned()) != 1 {
+		t.Fatalf("owned %v", n.e.Owned())
+	}
+}
+
+func TestRestore(t *testing.T) {
+	p := testPool(t, "10.0.0.0/24", 5, "10.0.0.64-10.0.0.95")
+	cfg := baseConfig(id(9), p)
+	cfg.LearningTime = time.Hour
+	n := newNode(t, cfg, p, 1)
+	if !n.e.Restore(0, 5) || n.state(5) != claim.Ours {
+		t.Fatalf("restore: %v", n.state(5))
+	}
+	if n.e.Restore(0, 2) {
+		t.Error("restored a blocked block")
+	}
+	if n.e.Restore(0, 99) || n.e.Restore(0, 5) {
+		t.Error("restored an out-of-pool or already tracked block")
+	}
+	n.run(time.Millisecond, nil)
+	c := n.sent(0, wire.CmdUpdateClaim)
+	if len(c) != 1 || c[0].Claims[0].Block != 5 {
+		t.Errorf("restored block not announced at once (while learning): %+v", c)
+	}
+}

@@ -470,6 +470,28 @@ func (t *Table) NextExpiry() (time.Duration, bool) {
 	return t.timers[0].Expires, true
 }
 
+// Insert puts a record back (from the state file). Records outside the
+// pool, on reserved addresses, or for an address or client already present
+// are refused.
+func (t *Table) Insert(l Lease) bool {
+	if !t.pool.Contains(l.Addr) || t.pool.Reserved(l.Addr) || t.byAddr[l.Addr] != nil || l.State < Offered || l.State > Reclaimed {
+		return false
+	}
+	if l.Client != "" && t.byClient[l.Client] != nil {
+		return false
+	}
+	rec := l
+	rec.heapIdx = -1
+	rec.State = 0
+	t.byAddr[rec.Addr] = &rec
+	if rec.Client != "" {
+		t.byClient[rec.Client] = &rec
+	}
+	t.setState(&rec, l.State)
+	t.setExpiry(&rec, l.Expires)
+	return true
+}
+
 // Leases returns a copy of every record, by address.
 func (t *Table) Leases() []Lease {
 	out := make([]Lease, 0, len(t.byAddr))

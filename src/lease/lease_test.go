@@ -144,3 +144,28 @@ func TestDropBlock(t *testing.T) {
 		t.Error("timers survived DropBlock")
 	}
 }
+
+func TestInsert(t *testing.T) {
+	tab := testTable(t)
+	l := Lease{Addr: addr("10.0.0.9"), State: Assigned, Client: client(1).Key, HW: client(1).HW, Expires: time.Minute}
+	if !tab.Insert(l) || tab.Free(1) != 7 || tab.Current(client(1)) == nil {
+		t.Fatalf("insert: free %d", tab.Free(1))
+	}
+	for _, bad := range []Lease{
+		l, // address present
+		{Addr: addr("10.0.0.10"), State: Assigned, Client: client(1).Key, Expires: time.Minute}, // client present
+		{Addr: addr("10.0.0.0"), State: Assigned, Expires: time.Minute},                         // reserved
+		{Addr: addr("10.0.1.1"), State: Assigned, Expires: time.Minute},                         // outside
+		{Addr: addr("10.0.0.11"), State: 0, Expires: time.Minute},                               // no state
+	} {
+		if tab.Insert(bad) {
+			t.Errorf("inserted %+v", bad)
+		}
+	}
+	// Records of a block that is not ours yet count once it is.
+	tab.Insert(Lease{Addr: addr("10.0.0.17"), State: Assigned, Client: client(2).Key, Expires: time.Minute})
+	tab.AddBlock(2)
+	if tab.Free(2) != 7 {
+		t.Errorf("restored record in a later block: free %d", tab.Free(2))
+	}
+}
