@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -45,11 +46,27 @@ type Config struct {
 	LearningTime     time.Duration
 	MaxBlocks        int
 
-	Options       []Option // -o, served once the DHCP side exists
+	Options   []Option // -o and -option
+	Always    []uint8  // option codes sent even when not requested
+	ServerID  netip.Addr
+	LeaseTime time.Duration
+	Probation time.Duration
+	Hosts     []Host
+
 	Hook          string
 	ControlSocket string
 	StateDir      string
+	StateInterval time.Duration // least time between writes of the state file
+	Persist       string        // optional copy of the state on flash
+	PersistEvery  time.Duration // least time between writes of that copy
 	LogLevel      slog.Level
+}
+
+// Host is a host reservation: a client (by MAC or client id) always gets Addr.
+type Host struct {
+	MAC      net.HardwareAddr // or
+	ClientID []byte
+	Addr     netip.Addr
 }
 
 // Option is a raw DHCP option as given with -o CODE:LEN:B1.B2...
@@ -86,6 +103,10 @@ func Default() Config {
 		LearningTime:     -1, // the block timeout, as the C node
 		ControlSocket:    DefaultControlSocket,
 		StateDir:         DefaultStateDir,
+		StateInterval:    time.Second,
+		PersistEvery:     10 * time.Minute,
+		LeaseTime:        300 * time.Second,
+		Probation:        time.Hour,
 		LogLevel:         slog.LevelWarn,
 	}
 }
@@ -113,6 +134,15 @@ const Usage = `usage: ddhcpd [flags]
   -learning DUR          learning phase length (default: the block timeout; -L sets 0)
   -inquire-interval DUR  spacing of inquiries for a block (default 1s)
   -max-blocks N          own at most N blocks (default 0: no cap)
+  -server-id IP          DHCP server identifier (default: the client interface's address)
+  -lease-time DUR        lease time (default 5m; -o 51:4:... sets it too, as in the C ddhcpd)
+  -probation DUR         how long a declined address is not handed out (default 1h)
+  -option CODE:TYPE:VAL  typed DHCP option, TYPE ip|ips|u8|u16|u32|string|hex|bool, repeatable
+  -always CODE[,CODE]    send these options even when the client does not ask
+  -host HW=IP            host reservation; HW is a MAC or id:HEX (client id), repeatable
+  -state-interval DUR    least time between state file writes (default 1s)
+  -persist FILE          also keep the state in FILE (on flash), at most every -persist-every
+  -persist-every DUR     (default 10m)
 `
 
 // Parse reads the command line. It returns ErrHelp or ErrVersion for -h and
@@ -228,6 +258,52 @@ func Parse(args []string) (Config, error) {
 	fs.Func("learning", "", duration(&c.LearningTime))
 	fs.Func("inquire-interval", "", duration(&c.InquireInterval))
 	fs.Func("max-blocks", "", integer(&c.MaxBlocks, 0, 1<<22))
+	fs.Func("server-id", "", func(s string) error {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() || a.IsUnspecified() {
+			return errors.New("want an IPv4 address")
+		}
+		c.ServerID = a
+		return nil
+	})
+	fs.Func("lease-time", "", func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 10*time.Second || d > 0xffffffff*time.Second {
+			return errors.New("want a duration of at least 10s")
+		}
+		c.LeaseTime = d
+		return nil
+	})
+	fs.Func("probation", "", duration(&c.Probation))
+	fs.Func("option", "", func(s string) error {
+		o, err := ParseTypedOption(s)
+		if err != nil {
+			return err
+		}
+		c.Options = append(c.Options, o)
+		return nil
+	})
+	fs.Func("always", "", func(s string) error {
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || n > 254 {
+				return errors.New("want option codes 1..254")
+			}
+			c.Always = append(c.Always, uint8(n))
+		}
+		return nil
+	})
+	fs.Func("host", "", func(s string) error {
+		h, err := ParseHost(s)
+		if err != nil {
+			return err
+		}
+		c.Hosts = append(c.Hosts, h)
+		return nil
+	})
+	fs.Func("state-interval", "", duration(&c.StateInterval))
+	fs.StringVar(&c.Persist, "persist", "", "")
+	fs.Func("persist-every", "", duration(&c.PersistEvery))
 
 	if err := fs.Parse(expandClusters(args)); err != nil {
 		return c, flagError(err)
@@ -243,6 +319,17 @@ func Parse(args []string) (Config, error) {
 	}
 	if c.NoDHCP {
 		c.SpareLeases = 0
+	}
+	// The C ddhcpd takes the lease time from option 51.
+	for _, o := range c.Options {
+		if o.Code == 51 && len(o.Data) == 4 {
+			c.LeaseTime = time.Duration(uint32(o.Data[0])<<24|uint32(o.Data[1])<<16|uint32(o.Data[2])<<8|uint32(o.Data[3])) * time.Second
+		}
+	}
+	for _, h := range c.Hosts {
+		if !c.Pool.Contains(h.Addr) {
+			errs = append(errs, bad("host", h.Addr.String(), fmt.Sprintf("not inside the pool %v", c.Pool)))
+		}
 	}
 	if c.LearningTime < 0 {
 		c.LearningTime = c.BlockTimeout

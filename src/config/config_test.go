@@ -91,3 +91,48 @@ func TestHelpVersion(t *testing.T) {
 		t.Errorf("-V: %v", err)
 	}
 }
+
+func TestTypedOptions(t *testing.T) {
+	tests := []struct {
+		in   string
+		code uint8
+		data string
+	}{
+		{"6:ips:10.0.0.1,10.0.0.2", 6, "\x0a\x00\x00\x01\x0a\x00\x00\x02"},
+		{"3:ip:10.116.254.254", 3, "\x0a\x74\xfe\xfe"},
+		{"26:u16:1400", 26, "\x05\x78"},
+		{"23:u8:64", 23, "\x40"},
+		{"51:u32:600", 51, "\x00\x00\x02\x58"},
+		{"15:string:mesh.local", 15, "mesh.local"},
+		{"43:hex:01:04:0a:00", 43, "\x01\x04\x0a\x00"},
+		{"19:bool:off", 19, "\x00"},
+	}
+	for _, tt := range tests {
+		o, err := ParseTypedOption(tt.in)
+		if err != nil || o.Code != tt.code || string(o.Data) != tt.data {
+			t.Errorf("%s: %+v %v", tt.in, o, err)
+		}
+	}
+	for _, bad := range []string{"6:ip:10.0.0", "26:u16:70000", "0:u8:1", "15:str:x", "15", "43:hex:zz", "19:bool:maybe", "15:string:"} {
+		if _, err := ParseTypedOption(bad); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+func TestDHCPFlags(t *testing.T) {
+	c, err := Parse(strings.Fields("-N 10.0.0.0/24 -server-id 10.0.0.1 -o 51:4:0.0.2.88 -probation 10m -host 02:00:00:00:00:09=10.0.0.20 -host id:01aa=10.0.0.21 -always 252 -option 15:string:x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ServerID.String() != "10.0.0.1" || c.LeaseTime != 600*time.Second || c.Probation != 10*time.Minute ||
+		len(c.Hosts) != 2 || c.Hosts[0].MAC.String() != "02:00:00:00:00:09" || string(c.Hosts[1].ClientID) != "\x01\xaa" ||
+		!slices.Equal(c.Always, []uint8{252}) || len(c.Options) != 2 {
+		t.Errorf("%+v", c)
+	}
+	for _, args := range []string{"-host 02:00:00:00:00:09=10.9.0.1", "-host nonsense=10.0.0.1", "-server-id 0.0.0.0", "-lease-time 1s"} {
+		if _, err := Parse(strings.Fields(args)); err == nil {
+			t.Errorf("%s accepted", args)
+		}
+	}
+}

@@ -15,6 +15,21 @@ type Status struct {
 	Version       string   `json:"version"`
 	Mesh          []Iface  `json:"mesh"`
 	Interfaces    []string `json:"client_interfaces"`
+	DHCP          bool     `json:"dhcp"`
+	ServerID      string   `json:"server_id,omitempty"`
+	Leases        int      `json:"leases"`
+}
+
+// Lease is one row of "leases".
+type Lease struct {
+	Addr     string  `json:"addr"`
+	State    string  `json:"state"`
+	HW       string  `json:"hw,omitempty"`
+	Client   string  `json:"client,omitempty"`
+	Hostname string  `json:"hostname,omitempty"`
+	Expires  float64 `json:"expires"` // seconds left (negative: expired, not yet reclaimed)
+	Block    uint32  `json:"block"`
+	Local    bool    `json:"local"` // in a block this node serves
 }
 
 // Iface is a mesh interface's state.

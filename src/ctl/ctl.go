@@ -21,6 +21,7 @@ const usage = `usage: ddhcpctl [-C PATH] [-json] COMMAND
 commands:
   status    this node: id, pool, learning, interfaces
   blocks    every block that is not free: state, owner, timeout
+  leases    leases of this node: address, state, client, expiry
   stats     counters
 C ddhcpctl flags: -b (blocks), -s (stats)
 `
@@ -107,6 +108,19 @@ func printTable(w io.Writer, cmd string, raw json.RawMessage) error {
 				timeout = fmt.Sprintf("%.0fs", r.Timeout)
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Index, r.First, r.State, r.Owner, timeout)
+		}
+	case "leases":
+		var rows []control.Lease
+		if err := json.Unmarshal(raw, &rows); err != nil {
+			return err
+		}
+		fmt.Fprintln(tw, "ADDRESS\tSTATE\tMAC\tHOSTNAME\tEXPIRES\tBLOCK")
+		for _, r := range rows {
+			where := "local"
+			if !r.Local {
+				where = "not served"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0fs\t%d %s\n", r.Addr, r.State, r.HW, r.Hostname, r.Expires, r.Block, where)
 		}
 	case "stats":
 		var st control.Stats

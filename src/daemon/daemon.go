@@ -1,6 +1,7 @@
 // Package daemon is ddhcpd's event loop. One goroutine owns all protocol
 // state: socket readers and the control server hand it work over channels,
-// and it drives the claim engine with the monotonic clock.
+// and it drives the claim engine, the lease table and the DHCP decisions with
+// the monotonic clock.
 package daemon
 
 import (
@@ -10,12 +11,14 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
-	"sort"
+	"net/netip"
 	"time"
 
 	"ddhcpd/src/claim"
 	"ddhcpd/src/config"
 	"ddhcpd/src/control"
+	"ddhcpd/src/dhcp4"
+	"ddhcpd/src/lease"
 	"ddhcpd/src/netio"
 	"ddhcpd/src/pool"
 	"ddhcpd/src/statedir"
@@ -31,18 +34,31 @@ func newClock() clock { return clock{start: time.Now()} }
 
 func (c clock) now() time.Duration { return time.Since(c.start) }
 
+// reclaimBatch bounds lease reclamation per loop pass (Kea 39).
+const reclaimBatch = 100
+
 // Daemon is a running ddhcpd.
 type Daemon struct {
 	cfg     config.Config
 	log     *slog.Logger
 	version string
 	clock   clock
+	node    wire.NodeID
 	pool    *pool.Pool
 	eng     *claim.Engine
 	mesh    *netio.Mesh
 	ctl     chan ctlCall
 	stats   map[string]uint64
-	node    wire.NodeID
+
+	// DHCP side; nil with -S.
+	clients  *netio.Clients
+	leases   *lease.Table
+	dhcp     *dhcp4.Server
+	serverID netip.Addr
+	parked   parkedDiscovers
+	demand   bool // a client got nothing: claim at once
+
+	state stateWriter
 }
 
 type ctlCall struct {
@@ -60,15 +76,31 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		ctl:     make(chan ctlCall),
 		stats:   make(map[string]uint64),
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
 	var err error
-	if d.pool, err = cfg.NewPool(); err != nil {
-		return fmt.Errorf("pool: %w", err)
-	}
 	d.node, err = statedir.NodeID(cfg.StateDir, rand.Reader, func(err error) {
 		log.Warn("node id damaged", "err", err)
 	})
 	if err != nil {
 		return err
+	}
+	if !cfg.NoDHCP {
+		d.clients, err = netio.OpenClients(ctx, netio.ClientConfig{
+			Interfaces: cfg.ClientInterfaces,
+			Logger:     log.With("part", "clients"),
+		})
+		if err != nil {
+			return err
+		}
+		defer d.clients.Close()
+		if d.serverID, err = d.findServerID(ctx); err != nil {
+			return err
+		}
+	}
+	if d.pool, err = pool.New(cfg.Pool, cfg.SizeExp, d.reserved()); err != nil {
+		return fmt.Errorf("pool: %w", err)
 	}
 	// Crypto-seeded picking, so nodes started together pick different
 	// blocks (C bug 2 seeded rand() with the second of the start).
@@ -76,7 +108,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	if _, err := rand.Read(seed[:]); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	eng, err := claim.New(claim.Config{
+	d.eng, err = claim.New(claim.Config{
 		Node: d.node,
 		Swarm: wire.Swarm{
 			Prefix:    cfg.Pool.Addr(),
@@ -94,10 +126,25 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	if err != nil {
 		return fmt.Errorf("claim engine: %w", err)
 	}
-	d.eng = eng
+	d.leases = lease.NewTable(d.pool)
+	for _, h := range cfg.Hosts {
+		d.leases.Reserve(lease.KeyOf(h.ClientID, h.MAC), h.Addr)
+	}
+	if !cfg.NoDHCP {
+		d.dhcp, err = dhcp4.New(dhcp4.Config{
+			ServerID:  d.serverID,
+			Subnet:    d.subnet(),
+			LeaseTime: cfg.LeaseTime,
+			Probation: cfg.Probation,
+			Options:   d.options(),
+		}, d.leases, blockView{d})
+		if err != nil {
+			return err
+		}
+	}
+	d.state = newStateWriter(cfg)
+	d.restore()
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	d.mesh, err = netio.OpenMesh(ctx, netio.MeshConfig{
 		Interfaces: cfg.MeshInterfaces,
 		Logger:     log.With("part", "mesh"),
@@ -117,22 +164,113 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 
 	log.Info("ddhcpd started", "version", version, "node", d.node, "pool", d.pool.Prefix(),
 		"block_size", d.pool.BlockSize(), "blocks", d.pool.NumBlocks(), "mesh", cfg.MeshInterfaces,
-		"learning", cfg.LearningTime)
+		"clients", cfg.ClientInterfaces, "server_id", d.serverID, "learning", cfg.LearningTime)
 	if cfg.LearningTime == 0 {
 		d.eng.EndLearning(d.clock.now())
 	}
-	return d.loop(ctx)
+	err = d.loop(ctx)
+	d.saveState(true)
+	return err
+}
+
+// findServerID returns the configured server identifier, or the first
+// client interface's address, waiting a little for it at boot.
+func (d *Daemon) findServerID(ctx context.Context) (netip.Addr, error) {
+	if d.cfg.ServerID.IsValid() {
+		return d.cfg.ServerID, nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, ifname := range d.cfg.ClientInterfaces {
+			if a, ok := d.clients.IfaceAddr(ifname); ok {
+				return a, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return netip.Addr{}, fmt.Errorf("no DHCP server identifier: give -server-id, or an IPv4 address to %v", d.cfg.ClientInterfaces)
+		}
+		select {
+		case <-ctx.Done():
+			return netip.Addr{}, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// reserved lists the addresses never leased: the configured ones, the server
+// identifier and the addresses of configured options (routers, DNS, ...)
+// that fall inside the pool (SPEC §1).
+func (d *Daemon) reserved() []pool.Range {
+	rs := append([]pool.Range(nil), d.cfg.Reserved...)
+	add := func(a netip.Addr) {
+		if a.IsValid() && d.cfg.Pool.Contains(a) {
+			rs = append(rs, pool.Range{First: a, Last: a})
+		}
+	}
+	add(d.serverID)
+	for _, o := range d.cfg.Options {
+		switch o.Code {
+		case 3, 4, 5, 6, 7, 9, 41, 42, 44, 45, 48, 49, 69, 70, 71, 72, 73, 74, 75, 76:
+			for i := 0; i+4 <= len(o.Data); i += 4 {
+				add(netip.AddrFrom4([4]byte(o.Data[i : i+4])))
+			}
+		}
+	}
+	return rs
+}
+
+// subnet is the clients' subnet: from a configured mask (option 1) around
+// the server identifier, else the pool.
+func (d *Daemon) subnet() netip.Prefix {
+	for _, o := range d.cfg.Options {
+		if o.Code == 1 && len(o.Data) == 4 {
+			bits := 0
+			for _, b := range o.Data {
+				for ; b&0x80 != 0; b <<= 1 {
+					bits++
+				}
+			}
+			if p, err := d.serverID.Prefix(bits); err == nil {
+				return p
+			}
+		}
+	}
+	return d.pool.Prefix()
+}
+
+// options converts the configured options for dhcp4. Option 51 is the lease
+// time, handled by dhcp4 itself.
+func (d *Daemon) options() []dhcp4.Option {
+	var out []dhcp4.Option
+	always := map[uint8]bool{}
+	for _, c := range d.cfg.Always {
+		always[c] = true
+	}
+	for _, o := range d.cfg.Options {
+		if o.Code == 51 {
+			continue
+		}
+		out = append(out, dhcp4.Option{Code: o.Code, Data: o.Data, Always: always[o.Code]})
+	}
+	return out
 }
 
 func (d *Daemon) loop(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var clientPackets <-chan netio.ClientPacket
+	if d.clients != nil {
+		clientPackets = d.clients.Packets()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			d.log.Info("ddhcpd stopping")
 			return nil
-		case p := <-d.mesh.Packets():
+		case p, ok := <-d.mesh.Packets():
+			if !ok {
+				return errors.New("mesh sockets closed")
+			}
 			d.handleMesh(p)
 		case ev := <-d.mesh.Events():
 			if ev.Open {
@@ -140,65 +278,58 @@ func (d *Daemon) loop(ctx context.Context) error {
 			} else {
 				d.log.Warn("mesh interface lost", "iface", ev.Iface, "reason", ev.Reason)
 			}
+		case p, ok := <-clientPackets:
+			if !ok {
+				return errors.New("client sockets closed")
+			}
+			d.handleClient(p)
 		case c := <-d.ctl:
 			c.reply <- d.answer(c.req)
 		case <-timer.C:
 		}
-		now := d.clock.now()
-		if now >= d.eng.Next() {
-			d.eng.Tick(now, nil)
-		}
-		d.flush()
-		timer.Reset(max(d.eng.Next()-d.clock.now(), time.Millisecond))
+		d.housekeeping()
+		timer.Reset(max(d.next()-d.clock.now(), time.Millisecond))
 	}
+}
+
+// housekeeping runs whatever is due: the claim engine when it asks (or at
+// once when a client got nothing), lease reclamation, and state saving.
+func (d *Daemon) housekeeping() {
+	now := d.clock.now()
+	if d.demand {
+		d.demand = false
+		d.eng.Demand(now, 1)
+		d.eng.Tick(now, d.leases)
+	} else if now >= d.eng.Next() {
+		d.eng.Tick(now, d.leases)
+	}
+	d.flush()
+	if at, ok := d.leases.NextExpiry(); ok && at <= now {
+		for _, l := range d.leases.Reclaim(now, reclaimBatch) {
+			d.count("lease.reclaimed")
+			d.log.Debug("lease expired", "addr", l.Addr, "hw", l.HW)
+			d.state.dirty = true
+		}
+	}
+	d.parked.expire(now)
+	d.saveState(false)
+}
+
+// next is when housekeeping must run again.
+func (d *Daemon) next() time.Duration {
+	t := d.eng.Next()
+	if at, ok := d.leases.NextExpiry(); ok {
+		t = min(t, at)
+	}
+	if d.state.dirty {
+		t = min(t, d.state.due())
+	}
+	return t
 }
 
 func (d *Daemon) count(name string) { d.stats[name]++ }
 
-// handleMesh decodes and dispatches one datagram from the mesh.
-func (d *Daemon) handleMesh(p netio.Packet) {
-	d.count("mesh.rx")
-	if !p.Src.Addr().IsLinkLocalUnicast() {
-		d.count("drop.not_link_local")
-		return
-	}
-	m, err := wire.Decode(p.Data)
-	if err != nil {
-		switch {
-		case errors.Is(err, wire.ErrShort):
-			d.count("drop.short")
-		case errors.Is(err, wire.ErrCommand):
-			d.count("drop.unknown_command")
-		default:
-			d.count("drop.bad_length")
-		}
-		d.log.Debug("mesh packet dropped", "from", p.Src, "err", err)
-		return
-	}
-	switch {
-	case p.Port == netio.McastPort && (m.Command == wire.CmdUpdateClaim || m.Command == wire.CmdInquire):
-		switch err := d.eng.Step(d.clock.now(), p.Src.Addr(), &m); {
-		case errors.Is(err, claim.ErrForeignSwarm):
-			d.count("drop.foreign_swarm")
-		case errors.Is(err, claim.ErrOwnID):
-			d.count("drop.own_id")
-			d.log.Warn("packet with our own node id from another address; is the state directory copied between routers?", "from", p.Src)
-		case err == nil:
-			if m.Command == wire.CmdUpdateClaim {
-				d.count("rx.updateclaim")
-			} else {
-				d.count("rx.inquire")
-			}
-		}
-	case p.Port == netio.UnicastPort && m.Command >= wire.CmdRenewLease:
-		// Roamed clients are forwarded here once the DHCP side serves them.
-		d.count("drop.renew_unhandled")
-	default:
-		d.count("drop.wrong_port")
-	}
-}
-
-// flush sends what the engine produced and reports its events.
+// flush sends what the engine produced and applies its events.
 func (d *Daemon) flush() {
 	for _, m := range d.eng.Outbox() {
 		b, err := m.Encode()
@@ -220,109 +351,41 @@ func (d *Daemon) flush() {
 	for _, ev := range d.eng.Events() {
 		switch ev.Kind {
 		case claim.EventOwned:
+			d.leases.AddBlock(ev.Block)
+			d.state.dirty = true
 			d.log.Info("block owned", "block", ev.Block, "first", d.pool.Addr(ev.Block, 0))
+			d.replayParked()
 		case claim.EventLost:
+			d.leases.LoseBlock(ev.Block)
+			d.state.dirty = true
 			d.log.Warn("block lost to a higher node id", "block", ev.Block, "winner", ev.Peer, "from", ev.PeerAddr)
 		case claim.EventDefended:
 			d.log.Info("block defended against a lower node id", "block", ev.Block, "peer", ev.Peer, "from", ev.PeerAddr)
 		case claim.EventReleased:
+			d.leases.DropBlock(ev.Block)
+			d.state.dirty = true
 			d.log.Info("needless block released", "block", ev.Block)
 		case claim.EventLearningEnded:
 			d.log.Info("learning phase ended", "tracked", d.eng.Tracked())
+			d.wantRestored()
 		}
 	}
 }
 
-// handleControl runs on a control connection's goroutine and waits for the
-// loop to answer.
-func (d *Daemon) handleControl(ctx context.Context, req control.Request) control.Reply {
-	c := ctlCall{req: req, reply: make(chan control.Reply, 1)}
-	select {
-	case d.ctl <- c:
-	case <-ctx.Done():
-		return control.Fail(control.CodeInternal, "daemon stopping")
+// blockView lets dhcp4 see block ownership through the claim engine.
+type blockView struct{ d *Daemon }
+
+func (v blockView) Locate(idx uint32) dhcp4.Location {
+	bi := v.d.eng.Block(idx)
+	switch bi.State {
+	case claim.Ours:
+		return dhcp4.Location{Kind: dhcp4.Ours}
+	case claim.Claimed:
+		return dhcp4.Location{Kind: dhcp4.Peer, Node: bi.Owner, NodeAddr: bi.OwnerAddr}
 	}
-	select {
-	case r := <-c.reply:
-		return r
-	case <-ctx.Done():
-		return control.Fail(control.CodeInternal, "daemon stopping")
-	}
+	return dhcp4.Location{Kind: dhcp4.Unowned}
 }
 
-// Commands the control socket answers.
-var commands = []string{"status", "blocks", "stats"}
+func (v blockView) Demand() { v.d.demand = true }
 
-func (d *Daemon) answer(req control.Request) control.Reply {
-	now := d.clock.now()
-	switch req.Cmd {
-	case "status":
-		st := control.Status{
-			Node:          d.node.String(),
-			Pool:          d.pool.Prefix().String(),
-			BlockSize:     d.pool.BlockSize(),
-			Blocks:        d.pool.NumBlocks(),
-			Learning:      d.eng.Learning(),
-			Owned:         len(d.eng.Owned()),
-			Tracked:       d.eng.Tracked(),
-			SpareLeases:   d.cfg.SpareLeases,
-			BlockTimeout:  int(d.cfg.BlockTimeout / time.Second),
-			UptimeSeconds: now.Seconds(),
-			Version:       d.version,
-			Interfaces:    d.cfg.ClientInterfaces,
-		}
-		for _, i := range d.mesh.Interfaces() {
-			row := control.Iface{Name: i.Name, Up: i.Up, Open: i.Open}
-			if i.LinkLocal.IsValid() {
-				row.LinkLocal = i.LinkLocal.String()
-			}
-			if i.Err != nil {
-				row.Error = i.Err.Error()
-			}
-			st.Mesh = append(st.Mesh, row)
-		}
-		return control.Reply{Result: st}
-	case "blocks":
-		rows := []control.Block{}
-		for _, b := range d.eng.Blocks() {
-			row := control.Block{
-				Index:     b.Index,
-				First:     d.pool.Addr(b.Index, 0).String(),
-				State:     b.State.String(),
-				StateNum:  int(b.State),
-				Inquiries: b.Inquiries,
-			}
-			if b.State == claim.Ours || b.State == claim.Claimed {
-				row.Owner = b.Owner.String()
-			}
-			if b.OwnerAddr.IsValid() && b.State == claim.Claimed {
-				row.OwnerAddr = b.OwnerAddr.String()
-			}
-			if b.Timeout > 0 {
-				row.Timeout = max(b.Timeout-now, 0).Seconds()
-			}
-			rows = append(rows, row)
-		}
-		return control.Reply{Result: rows}
-	case "stats":
-		out := control.Stats{}
-		for k, v := range d.stats {
-			out[k] = v
-		}
-		es := d.eng.Stats()
-		out["claim.bad_index"] = es.BadIndex
-		out["claim.owned"] = es.Owned
-		out["claim.lost"] = es.Lost
-		out["claim.released"] = es.Released
-		out["claim.defended"] = es.Defended
-		out["claim.backed_off"] = es.BackedOff
-		ms := d.mesh.Stats()
-		out["mesh.queue_dropped"] = ms.Dropped
-		out["mesh.own"] = ms.Own
-		out["mesh.read_errors"] = ms.ReadErrors
-		return control.Reply{Result: out}
-	}
-	known := append([]string(nil), commands...)
-	sort.Strings(known)
-	return control.Fail(control.CodeUnknownCommand, "unknown command %q; known: %v", req.Cmd, known)
-}
+func (v blockView) Want(idx uint32) { v.d.eng.Want(v.d.clock.now(), idx) }

@@ -374,20 +374,18 @@ func (s *Server) request(now time.Duration, r Request, c lease.Client) Decision 
 		// lost): its owner decides.
 		return Decision{Action: Forward, Reason: "forward_renew",
 			Forward: Forwarding{Kind: ForwardRenew, Addr: a, Node: loc.Node, NodeAddr: loc.NodeAddr}}
-	case Unowned:
+	}
+	if initReboot { // Kea 25: a client we hold a lease for asks for another address
+		if cur := s.leases.Current(c); cur != nil && cur.Holds() && cur.Addr != a && s.serves(cur.Addr) {
+			return s.nak(r, "nak_wrong_address")
+		}
+	}
+	if loc.Kind == Unowned || !s.leases.Serving(idx) {
 		// Nobody known serves it: perhaps its owner is not heard yet.
 		// A NAK could take a working address from the client.
 		return drop(DropUnowned)
 	}
-	if !s.leases.Serving(idx) {
-		return drop(DropUnowned)
-	}
 	l := s.leases.At(a)
-	if initReboot { // Kea 25
-		if cur := s.leases.Current(c); cur != nil && cur.Holds() && cur.Addr != a {
-			return s.nak(r, "nak_wrong_address")
-		}
-	}
 	if s.pool.Reserved(a) || !s.leases.AvailableFor(a, c) {
 		return s.nak(r, "nak_address_taken") // Kea 30
 	}

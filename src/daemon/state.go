@@ -1,0 +1,140 @@
+package daemon
+
+import (
+	"errors"
+	"path/filepath"
+	"time"
+
+	"ddhcpd/src/config"
+	"ddhcpd/src/statedir"
+)
+
+// StateFile is the name of the lease and block state in the state directory.
+const StateFile = "state.json"
+
+// stateWriter decides when the state is written: the state directory (tmpfs
+// on a router) at most every StateInterval, the optional persistent copy (on
+// flash) at most every PersistEvery so flash is not worn out.
+type stateWriter struct {
+	path, persist       string
+	every, persistEvery time.Duration
+	last, persistLast   time.Duration
+	dirty, persistDirty bool
+	restored            []uint32 // blocks from the state file to claim back after learning
+}
+
+func newStateWriter(cfg config.Config) stateWriter {
+	return stateWriter{
+		path:         filepath.Join(cfg.StateDir, StateFile),
+		persist:      cfg.Persist,
+		every:        cfg.StateInterval,
+		persistEvery: cfg.PersistEvery,
+		last:         -cfg.StateInterval,
+		persistLast:  -cfg.PersistEvery,
+	}
+}
+
+func (s *stateWriter) due() time.Duration { return s.last + s.every }
+
+// saveState writes the state when it changed and the interval allows, or
+// always when final (at shutdown).
+func (d *Daemon) saveState(final bool) {
+	s := &d.state
+	now := d.clock.now()
+	if s.dirty {
+		s.persistDirty = true
+	}
+	writeMain := s.dirty && (final || now >= s.due())
+	writePersist := s.persist != "" && s.persistDirty && (final || now >= s.persistLast+s.persistEvery)
+	if !writeMain && !writePersist {
+		return
+	}
+	st := statedir.State{
+		SavedAt: time.Now(),
+		Node:    d.node.String(),
+		Pool:    d.cfg.Pool.Masked().String(),
+		SizeExp: d.cfg.SizeExp,
+		Blocks:  d.eng.Owned(),
+		Leases:  statedir.Records(now, d.leases.Leases()),
+	}
+	idx, lost := d.leases.Blocks()
+	for i, b := range idx {
+		if lost[i] {
+			st.Lost = append(st.Lost, b)
+		}
+	}
+	if writeMain {
+		if err := statedir.SaveState(s.path, st); err != nil {
+			d.count("state.write_error")
+			d.log.Error("state", "err", err)
+		} else {
+			d.count("state.written")
+		}
+		s.dirty, s.last = false, now
+	}
+	if writePersist {
+		if err := statedir.SaveState(s.persist, st); err != nil {
+			d.count("state.persist_error")
+			d.log.Error("persistent state", "err", err)
+		}
+		s.persistDirty, s.persistLast = false, now
+	}
+}
+
+// restore loads the state file (or the persistent copy when the state
+// directory was wiped by a reboot): leases go back into the table; blocks
+// saved less than a block timeout ago are ours again at once (their claims
+// are still alive elsewhere), older ones are claimed back after learning.
+func (d *Daemon) restore() {
+	st, err := statedir.LoadState(d.state.path)
+	from := d.state.path
+	if errors.Is(err, statedir.ErrNoState) && d.state.persist != "" {
+		st, err = statedir.LoadState(d.state.persist)
+		from = d.state.persist
+	}
+	if errors.Is(err, statedir.ErrNoState) {
+		return
+	}
+	if err != nil {
+		d.count("state.damaged")
+		d.log.Warn("state", "err", err)
+		return
+	}
+	if st.Pool != d.cfg.Pool.Masked().String() || st.SizeExp != d.cfg.SizeExp {
+		d.log.Warn("state file is for another pool; not restored", "file", from, "pool", st.Pool, "block_size_exp", st.SizeExp)
+		return
+	}
+	now := d.clock.now()
+	// The wall clock may have stepped since the save (no RTC): never count
+	// time backwards, which would shorten leases.
+	elapsed := max(time.Since(st.SavedAt), 0)
+	ls, bad := statedir.Leases(now, elapsed, st.Leases)
+	restored := 0
+	for _, l := range ls {
+		if d.leases.Insert(l) {
+			restored++
+		} else {
+			bad++
+		}
+	}
+	for _, b := range st.Blocks {
+		if elapsed < d.cfg.BlockTimeout && d.eng.Restore(now, b) {
+			d.leases.AddBlock(b)
+			continue
+		}
+		d.state.restored = append(d.state.restored, b)
+	}
+	d.log.Info("state restored", "file", from, "age", elapsed.Round(time.Second), "leases", restored,
+		"skipped", bad, "blocks", st.Blocks)
+	d.count("state.restored")
+}
+
+// wantRestored claims back, through inquiries, the blocks of an old state
+// file that could not be taken at once.
+func (d *Daemon) wantRestored() {
+	now := d.clock.now()
+	for _, b := range d.state.restored {
+		d.eng.Want(now, b)
+	}
+	d.state.restored = nil
+}

@@ -1,0 +1,427 @@
+package e2e
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"ddhcpd/src/control"
+	"ddhcpd/src/nettest"
+)
+
+// dhcpLab is one router serving DHCP on several client links, each with a
+// client namespace behind it.
+type dhcpLab struct {
+	t       *testing.T
+	lab     *nettest.Lab
+	bin     string
+	probe   string
+	router  *nettest.NS
+	clients []*nettest.NS // client k sits behind the router's "cK" on its "eth0"
+	sock    string
+	state   string
+	args    []string
+	proc    *nettest.Proc
+	dir     string
+}
+
+const (
+	labServerID = "10.0.0.1"
+	labRouter   = "10.0.0.254"
+)
+
+func newDHCPLab(t *testing.T, clients int, extra ...string) *dhcpLab {
+	t.Helper()
+	nettest.RequireRoot(t)
+	l := &dhcpLab{t: t, lab: nettest.New(t), dir: t.TempDir()}
+	l.bin = nettest.BuildBinary(t, "ddhcpd/src/cmd/ddhcpd")
+	l.probe = nettest.BuildBinary(t, "./testdata/probe")
+	l.router = l.lab.NS("r")
+	hub := l.lab.NS("hub")
+	l.lab.Bridge(hub, "br0")
+	l.lab.Veth(l.router, "bat0", hub, "m0")
+	hub.SetMaster("m0", "br0")
+	var ifs []string
+	for k := range clients {
+		c := l.lab.NS(fmt.Sprintf("k%d", k))
+		l.lab.Veth(l.router, fmt.Sprintf("c%d", k), c, "eth0")
+		l.clients = append(l.clients, c)
+		ifs = append(ifs, fmt.Sprintf("c%d", k))
+	}
+	l.sock = filepath.Join(l.dir, "ctl.sock")
+	l.state = filepath.Join(l.dir, "state")
+	// The client links have no IPv4 address: replies leave through the
+	// raw socket, from the configured server identifier.
+	l.args = append([]string{"-i", "bat0", "-c", strings.Join(ifs, ","), "-N", "10.0.0.0/24", "-b", "4",
+		"-L", "-server-id", labServerID, "-C", l.sock, "-state", l.state, "-vv",
+		"-o", "3:4:10.0.0.254", "-option", "6:ips:10.0.0.254", "-option", "42:ip:10.0.0.253"}, extra...)
+	return l
+}
+
+func (l *dhcpLab) start() {
+	l.t.Helper()
+	l.proc = l.router.Start(l.bin, l.args...)
+	eventually(l.t, 15*time.Second, "daemon owns a block", func() error {
+		var st control.Status
+		if err := control.Call(l.sock, "status", nil, &st); err != nil {
+			return err
+		}
+		if st.Owned == 0 {
+			return fmt.Errorf("no block owned yet")
+		}
+		return nil
+	})
+}
+
+// probeResult is what the probe prints.
+type probeResult struct {
+	Type    string            `json:"type"`
+	Yiaddr  string            `json:"yiaddr"`
+	Ciaddr  string            `json:"ciaddr"`
+	Server  string            `json:"server"`
+	Options map[string]string `json:"options"`
+	Error   string            `json:"error"`
+}
+
+// run runs the probe in client namespace k.
+func (l *dhcpLab) run(k int, args ...string) probeResult {
+	l.t.Helper()
+	out, err := l.clients[k].Run(l.t.Context(), l.probe, append([]string{"-i", "eth0"}, args...)...)
+	var r probeResult
+	if jerr := json.Unmarshal(out, &r); jerr != nil {
+		l.t.Fatalf("probe %v: %v %v: %s", args, err, jerr, out)
+	}
+	if r.Error != "" {
+		l.t.Fatalf("probe %v: %s", args, r.Error)
+	}
+	return r
+}
+
+func (l *dhcpLab) stats() control.Stats {
+	l.t.Helper()
+	var st control.Stats
+	if err := control.Call(l.sock, "stats", nil, &st); err != nil {
+		l.t.Fatal(err)
+	}
+	return st
+}
+
+func (l *dhcpLab) leases() []control.Lease {
+	l.t.Helper()
+	var rows []control.Lease
+	if err := control.Call(l.sock, "leases", nil, &rows); err != nil {
+		l.t.Fatal(err)
+	}
+	return rows
+}
+
+func (l *dhcpLab) leaseOf(addr string) (control.Lease, bool) {
+	for _, r := range l.leases() {
+		if r.Addr == addr {
+			return r, true
+		}
+	}
+	return control.Lease{}, false
+}
+
+// script writes a client hook script that configures the address it gets and
+// logs every event, so renewals (unicast from the configured address) work.
+func (l *dhcpLab) script(name, body string) (path, log string) {
+	path = filepath.Join(l.dir, name+".sh")
+	log = filepath.Join(l.dir, name+".log")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+strings.ReplaceAll(body, "LOG", log)), 0o755); err != nil {
+		l.t.Fatal(err)
+	}
+	return path, log
+}
+
+// eventAddr returns the address of the first "EVENT ADDR" line of a client
+// script log.
+func eventAddr(log, event string) string {
+	for _, line := range strings.Split(log, "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[0] == event {
+			return f[1]
+		}
+	}
+	return ""
+}
+
+func waitFile(t *testing.T, path, substr string, limit time.Duration) string {
+	t.Helper()
+	var b []byte
+	eventually(t, limit, "'"+substr+"' in "+filepath.Base(path), func() error {
+		b, _ = os.ReadFile(path)
+		if !strings.Contains(string(b), substr) {
+			return fmt.Errorf("log so far: %q", b)
+		}
+		return nil
+	})
+	return string(b)
+}
+
+// TestRealClients: busybox udhcpc and ISC dhclient get leases, renew by
+// unicast at T1, and never share an address.
+func TestRealClients(t *testing.T) {
+	l := newDHCPLab(t, 2, "-lease-time", "10s")
+	// Renewals are unicast to the server identifier, so the clients must
+	// be able to resolve it: the router's client links carry it, as on a
+	// real router.
+	l.router.AddAddr("c0", labServerID+"/24")
+	l.router.AddAddr("c1", labServerID+"/24")
+	l.start()
+
+	udhcpcScript, udhcpcLog := l.script("udhcpc", `
+echo "$1 $ip" >> LOG
+case "$1" in
+bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;;
+esac
+`)
+	udhcpc := l.clients[0].Start("udhcpc", "-i", "eth0", "-f", "-s", udhcpcScript, "-t", "5", "-T", "1")
+	defer udhcpc.Stop()
+
+	dhclientScript, dhclientLog := l.script("dhclient", `
+echo "$reason $new_ip_address" >> LOG
+case "$reason" in
+BOUND|RENEW|REBOOT|REBIND) ip addr replace "$new_ip_address/24" dev "$interface" ;;
+esac
+`)
+	dhclient := l.clients[1].Start("dhclient", "-d", "-sf", dhclientScript,
+		"-lf", filepath.Join(l.dir, "dhclient.leases"), "-pf", filepath.Join(l.dir, "dhclient.pid"), "eth0")
+	defer dhclient.Stop()
+
+	uLog := waitFile(t, udhcpcLog, "bound", 15*time.Second)
+	dLog := waitFile(t, dhclientLog, "BOUND", 20*time.Second)
+	uAddr, dAddr := eventAddr(uLog, "bound"), eventAddr(dLog, "BOUND")
+	if uAddr == dAddr {
+		t.Fatalf("udhcpc and dhclient share %s", uAddr)
+	}
+	for _, a := range []string{uAddr, dAddr} {
+		if r, ok := l.leaseOf(a); !ok || r.State != "assigned" || !r.Local {
+			t.Errorf("lease of %s: %+v", a, r)
+		}
+	}
+	// Both renew by unicast to the server identifier and keep their
+	// addresses: dhclient at T1 (5 s), udhcpc when told to (SIGUSR1; its
+	// own timer renews later than T1).
+	if out, err := exec.Command("kill", "-USR1", fmt.Sprint(udhcpc.Pid())).CombinedOutput(); err != nil {
+		t.Fatalf("signal udhcpc: %v %s", err, out)
+	}
+	waitFile(t, udhcpcLog, "renew "+uAddr, 10*time.Second)
+	waitFile(t, dhclientLog, "RENEW "+dAddr, 15*time.Second)
+	if st := l.stats(); st["dhcp.rx.unicast"] == 0 || st["dhcp.tx.ACK"] < 4 {
+		t.Errorf("renewals not unicast or not acknowledged: %v", st)
+	}
+	t.Logf("udhcpc %s, dhclient %s, stats %v", uAddr, dAddr, l.stats())
+}
+
+// TestProtocolCases drives the states and messages of the Kea flow with the
+// Go probe client (nclient4).
+func TestProtocolCases(t *testing.T) {
+	l := newDHCPLab(t, 2, "-probation", "1h")
+	l.start()
+	macA, macB := "02:00:00:00:0a:01", "02:00:00:00:0b:01"
+
+	a := l.run(0, "-mac", macA, "-prl", "1,3,6", "dora")
+	if a.Type != "ACK" || a.Server != labServerID || a.Yiaddr == "" {
+		t.Fatalf("DORA: %+v", a)
+	}
+	t.Run("option 55", func(t *testing.T) {
+		if _, ok := a.Options["42"]; ok {
+			t.Error("option 42 sent without being requested")
+		}
+		r := l.run(0, "-mac", macA, "-prl", "42", "discover")
+		if r.Options["42"] != hex.EncodeToString([]byte{10, 0, 0, 253}) {
+			t.Errorf("requested option 42 missing: %+v", r.Options)
+		}
+		for _, code := range []string{"1", "3", "6", "51", "54", "58", "59"} {
+			if _, ok := r.Options[code]; !ok {
+				t.Errorf("option %s missing", code)
+			}
+		}
+	})
+	t.Run("rebind (broadcast, ciaddr)", func(t *testing.T) {
+		r := l.run(0, "-mac", macA, "-addr", a.Yiaddr, "-state", "rebind", "request")
+		if r.Type != "ACK" || r.Yiaddr != a.Yiaddr || r.Ciaddr != a.Yiaddr {
+			t.Errorf("%+v", r)
+		}
+	})
+	t.Run("INIT-REBOOT known address", func(t *testing.T) {
+		if r := l.run(0, "-mac", macA, "-addr", a.Yiaddr, "-state", "initreboot", "request"); r.Type != "ACK" || r.Yiaddr != a.Yiaddr {
+			t.Errorf("%+v", r)
+		}
+	})
+	t.Run("INIT-REBOOT address held by another client: NAK", func(t *testing.T) {
+		if r := l.run(1, "-mac", macB, "-addr", a.Yiaddr, "-state", "initreboot", "request"); r.Type != "NAK" || r.Server != labServerID {
+			t.Errorf("%+v", r)
+		}
+	})
+	t.Run("INIT-REBOOT address outside the pool: silence", func(t *testing.T) {
+		if r := l.run(1, "-mac", macB, "-addr", "192.168.77.7", "-state", "initreboot", "-timeout", "1s", "request"); r.Type != "none" {
+			t.Errorf("%+v", r)
+		}
+	})
+	t.Run("INIT-REBOOT known client asking for another address: NAK", func(t *testing.T) {
+		other := "10.0.0.30"
+		if other == a.Yiaddr {
+			other = "10.0.0.31"
+		}
+		if r := l.run(0, "-mac", macA, "-addr", other, "-state", "initreboot", "request"); r.Type != "NAK" {
+			t.Errorf("%+v", r)
+		}
+	})
+	b := l.run(1, "-mac", macB, "dora")
+	t.Run("two clients never share", func(t *testing.T) {
+		if b.Type != "ACK" || b.Yiaddr == a.Yiaddr {
+			t.Errorf("B: %+v (A has %s)", b, a.Yiaddr)
+		}
+	})
+	t.Run("INFORM", func(t *testing.T) {
+		r := l.run(1, "-mac", macB, "-addr", b.Yiaddr, "inform")
+		if r.Type != "ACK" || r.Yiaddr != "" || r.Ciaddr != b.Yiaddr {
+			t.Errorf("%+v", r)
+		}
+		if _, ok := r.Options["51"]; ok {
+			t.Error("INFORM reply with a lease time")
+		}
+	})
+	t.Run("RELEASE then DISCOVER", func(t *testing.T) {
+		l.run(1, "-mac", macB, "-addr", b.Yiaddr, "-server", labServerID, "release")
+		eventually(t, 3*time.Second, "released", func() error {
+			if r, _ := l.leaseOf(b.Yiaddr); r.State != "released" {
+				return fmt.Errorf("%+v", r)
+			}
+			return nil
+		})
+		if r := l.run(1, "-mac", macB, "dora"); r.Type != "ACK" || r.Yiaddr != b.Yiaddr {
+			t.Errorf("after release the client got %+v, had %s", r, b.Yiaddr)
+		}
+	})
+	t.Run("DECLINE: not offered during probation", func(t *testing.T) {
+		l.run(1, "-mac", macB, "-addr", b.Yiaddr, "-server", labServerID, "decline")
+		eventually(t, 3*time.Second, "declined", func() error {
+			if r, _ := l.leaseOf(b.Yiaddr); r.State != "declined" {
+				return fmt.Errorf("%+v", r)
+			}
+			return nil
+		})
+		// The same client, and others asking for it, get other addresses.
+		for i := range 5 {
+			mac := fmt.Sprintf("02:00:00:00:0c:%02x", i)
+			r := l.run(1, "-mac", mac, "-addr", b.Yiaddr, "discover")
+			if r.Type != "OFFER" || r.Yiaddr == b.Yiaddr {
+				t.Errorf("client %s: %+v", mac, r)
+			}
+		}
+		if r := l.run(1, "-mac", macB, "dora"); r.Yiaddr == b.Yiaddr {
+			t.Errorf("decliner got the declined address back")
+		}
+	})
+}
+
+// TestRestartKeepsLeases: a restarted daemon (clean stop, and kill -9)
+// restores its blocks and leases, and a client renews the same address.
+func TestRestartKeepsLeases(t *testing.T) {
+	l := newDHCPLab(t, 1, "-state-interval", "100ms")
+	l.start()
+	a := l.run(0, "-mac", "02:00:00:00:0d:01", "dora")
+	if a.Type != "ACK" {
+		t.Fatalf("%+v", a)
+	}
+	for _, how := range []string{"stop", "kill -9"} {
+		time.Sleep(300 * time.Millisecond) // past the state interval
+		if how == "stop" {
+			l.proc.Stop()
+		} else {
+			l.proc.Kill()
+		}
+		l.start()
+		r := l.run(0, "-mac", "02:00:00:00:0d:01", "-addr", a.Yiaddr, "-server", labServerID, "-state", "renew", "request")
+		if r.Type != "ACK" || r.Yiaddr != a.Yiaddr {
+			t.Fatalf("after %s: renewal got %+v, had %s", how, r, a.Yiaddr)
+		}
+		// Another client must not get that address.
+		o := l.run(0, "-mac", "02:00:00:00:0d:02", "-addr", a.Yiaddr, "discover")
+		if o.Yiaddr == a.Yiaddr {
+			t.Fatalf("after %s: %s offered to another client", how, a.Yiaddr)
+		}
+		st := l.stats()
+		if st["state.restored"] != 1 {
+			t.Errorf("after %s: state not restored: %v", how, st)
+		}
+	}
+}
+
+// TestMalformedInput: broken packets are dropped and counted, the daemon
+// keeps serving. Each payload is a UDP payload sent to port 67.
+func TestMalformedInput(t *testing.T) {
+	l := newDHCPLab(t, 1)
+	l.start()
+	good := discoverBytes(t, nil)
+	padded := slices.Clone(good[:240]) // C bug 19: PAD bytes between options
+	padded = append(padded, 53, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 61, 7, 1, 2, 0, 0, 0, 0, 9, 0, 0, 0, 255)
+	many := slices.Clone(good[:240]) // 300 options (C bug 20: a uint8 count)
+	many = append(many, 53, 1, 1)
+	for i := range 300 {
+		many = append(many, byte(100+i%100), 0)
+	}
+	many = append(many, 255)
+	cases := map[string][]byte{
+		"truncated":           good[:100],
+		"bad magic cookie":    append(append(slices.Clone(good[:236]), 1, 2, 3, 4), good[240:]...),
+		"option past the end": append(slices.Clone(good[:240]), 53, 1, 1, 12, 200, 'x'),
+		"missing option 53":   append(slices.Clone(good[:240]), 12, 1, 'x', 255),
+		"DISCOVER with 54":    discoverBytes(t, []byte{54, 4, 10, 0, 0, 1}),
+		"empty":               {},
+	}
+	before := l.stats()
+	var payloads []string
+	for _, p := range cases {
+		payloads = append(payloads, hex.EncodeToString(p))
+	}
+	// 20 rounds of everything, and the PAD and 300-option packets.
+	for range 20 {
+		l.run(0, append([]string{"raw"}, payloads...)...)
+	}
+	l.run(0, "raw", hex.EncodeToString(padded), hex.EncodeToString(many))
+	eventually(t, 5*time.Second, "drops counted", func() error {
+		st := l.stats()
+		malformed := st["dhcp.drop.malformed"] - before["dhcp.drop.malformed"] + st["clients.malformed_frames"] - before["clients.malformed_frames"]
+		if malformed < 20*3 || st["dhcp.drop.no_message_type"] < 20 || st["dhcp.drop.discover_with_server_id"] < 20 {
+			return fmt.Errorf("%v", st)
+		}
+		return nil
+	})
+	// The PAD-filled and 300-option DISCOVERs are valid DHCP: they are
+	// answered, and the daemon is alive.
+	st := l.stats()
+	if st["dhcp.tx.OFFER"] < 1 {
+		t.Errorf("PAD/300-option DISCOVERs not answered: %v", st)
+	}
+	if r := l.run(0, "dora"); r.Type != "ACK" {
+		t.Fatalf("daemon stopped serving: %+v", r)
+	}
+	if l.proc.Exited() {
+		t.Fatal("daemon exited")
+	}
+	t.Logf("stats: %v", st)
+}
+
+// discoverBytes is a minimal DISCOVER from 02:00:00:00:0e:01 with extra
+// options before END.
+func discoverBytes(t *testing.T, extra []byte) []byte {
+	b := make([]byte, 240)
+	b[0], b[1], b[2] = 1, 1, 6
+	copy(b[4:], []byte{9, 9, 9, 9})
+	copy(b[28:], []byte{2, 0, 0, 0, 0x0e, 1})
+	copy(b[236:], []byte{99, 130, 83, 99})
+	b = append(b, 53, 1, 1)
+	b = append(b, extra...)
+	return append(b, 255)
+}

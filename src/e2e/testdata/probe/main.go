@@ -1,0 +1,198 @@
+// Command probe is a scriptable DHCP client for the end-to-end tests: one
+// exchange per run, the answer printed as one JSON line. It speaks through
+// nclient4's raw socket, so the interface needs no address.
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+)
+
+type result struct {
+	Type    string            `json:"type"` // OFFER, ACK, NAK or none
+	Yiaddr  string            `json:"yiaddr,omitempty"`
+	Ciaddr  string            `json:"ciaddr,omitempty"`
+	Server  string            `json:"server,omitempty"`
+	Options map[string]string `json:"options,omitempty"` // code -> hex
+	Error   string            `json:"error,omitempty"`
+}
+
+func main() {
+	iface := flag.String("i", "eth0", "interface")
+	macFlag := flag.String("mac", "", "client MAC (default: the interface's)")
+	cid := flag.String("cid", "", "client identifier, hex")
+	prl := flag.String("prl", "", "parameter request list, comma separated codes")
+	addr := flag.String("addr", "", "address (requested, ciaddr)")
+	server := flag.String("server", "", "server identifier")
+	state := flag.String("state", "selecting", "REQUEST state: selecting, initreboot, renew, rebind")
+	timeout := flag.Duration("timeout", 2*time.Second, "how long to wait for an answer")
+	flag.Parse()
+	out := json.NewEncoder(os.Stdout)
+	res, err := run(*iface, *macFlag, *cid, *prl, *addr, *server, *state, *timeout, flag.Args())
+	if err != nil {
+		res.Error = err.Error()
+	}
+	out.Encode(res)
+}
+
+func run(iface, macFlag, cid, prl, addr, server, state string, timeout time.Duration, args []string) (result, error) {
+	if len(args) == 0 {
+		return result{}, errors.New("no command")
+	}
+	var mods []dhcpv4.Modifier
+	if cid != "" {
+		b, err := hex.DecodeString(cid)
+		if err != nil {
+			return result{}, err
+		}
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptClientIdentifier(b)))
+	}
+	if prl != "" {
+		var codes []dhcpv4.OptionCode
+		for _, f := range strings.Split(prl, ",") {
+			n, _ := strconv.Atoi(f)
+			codes = append(codes, dhcpv4.GenericOptionCode(n))
+		}
+		mods = append(mods, dhcpv4.WithOption(dhcpv4.OptParameterRequestList(codes...)))
+	}
+	if args[0] == "raw" {
+		return result{Type: "none"}, sendRaw(iface, args[1:])
+	}
+	opts := []nclient4.ClientOpt{nclient4.WithTimeout(timeout), nclient4.WithRetry(1)}
+	var hw net.HardwareAddr
+	if macFlag != "" {
+		var err error
+		if hw, err = net.ParseMAC(macFlag); err != nil {
+			return result{}, err
+		}
+		opts = append(opts, nclient4.WithHWAddr(hw))
+	}
+	c, err := nclient4.New(iface, opts...)
+	if err != nil {
+		return result{}, err
+	}
+	defer c.Close()
+	hw = c.InterfaceAddr()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*timeout)
+	defer cancel()
+	ip := net.ParseIP(addr).To4()
+	sid := net.ParseIP(server).To4()
+	bcast := &net.UDPAddr{IP: net.IPv4bcast, Port: 67}
+
+	exchange := func(mt dhcpv4.MessageType, dest *net.UDPAddr, extra ...dhcpv4.Modifier) (result, error) {
+		m, err := dhcpv4.New(append(append([]dhcpv4.Modifier{dhcpv4.WithHwAddr(hw), dhcpv4.WithMessageType(mt)}, mods...), extra...)...)
+		if err != nil {
+			return result{}, err
+		}
+		reply, err := c.SendAndRead(ctx, dest, m, nclient4.IsMessageType(dhcpv4.MessageTypeOffer, dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak))
+		if err != nil {
+			return result{Type: "none"}, nil
+		}
+		return describe(reply), nil
+	}
+	switch args[0] {
+	case "dora":
+		lease, err := c.Request(ctx, mods...)
+		var nak *nclient4.ErrNak
+		if errors.As(err, &nak) {
+			return result{Type: "NAK"}, nil
+		}
+		if err != nil {
+			return result{Type: "none"}, nil
+		}
+		return describe(lease.ACK), nil
+	case "discover":
+		extra := []dhcpv4.Modifier{}
+		if ip != nil {
+			extra = append(extra, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip)))
+		}
+		return exchange(dhcpv4.MessageTypeDiscover, bcast, extra...)
+	case "request":
+		switch state {
+		case "selecting":
+			return exchange(dhcpv4.MessageTypeRequest, bcast, dhcpv4.WithOption(dhcpv4.OptServerIdentifier(sid)), dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip)))
+		case "initreboot":
+			return exchange(dhcpv4.MessageTypeRequest, bcast, dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip)))
+		case "renew":
+			return exchange(dhcpv4.MessageTypeRequest, &net.UDPAddr{IP: sid, Port: 67}, dhcpv4.WithClientIP(ip))
+		case "rebind":
+			return exchange(dhcpv4.MessageTypeRequest, bcast, dhcpv4.WithClientIP(ip))
+		}
+		return result{}, fmt.Errorf("unknown state %q", state)
+	case "inform":
+		return exchange(dhcpv4.MessageTypeInform, bcast, dhcpv4.WithClientIP(ip))
+	case "release", "decline":
+		mt, extra := dhcpv4.MessageTypeRelease, []dhcpv4.Modifier{dhcpv4.WithClientIP(ip)}
+		if args[0] == "decline" {
+			mt, extra = dhcpv4.MessageTypeDecline, []dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptRequestedIPAddress(ip))}
+		}
+		m, err := dhcpv4.New(append(append([]dhcpv4.Modifier{dhcpv4.WithHwAddr(hw), dhcpv4.WithMessageType(mt),
+			dhcpv4.WithOption(dhcpv4.OptServerIdentifier(sid))}, mods...), extra...)...)
+		if err != nil {
+			return result{}, err
+		}
+		// No answer is expected; wait briefly so the packet leaves.
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		c.SendAndRead(short, bcast, m, nclient4.IsMessageType(dhcpv4.MessageTypeAck))
+		return result{Type: "none"}, nil
+	}
+	return result{}, fmt.Errorf("unknown command %q", args[0])
+}
+
+func describe(m *dhcpv4.DHCPv4) result {
+	r := result{Type: m.MessageType().String(), Options: map[string]string{}}
+	if m.MessageType() == dhcpv4.MessageTypeNak {
+		r.Type = "NAK"
+	}
+	switch m.MessageType() {
+	case dhcpv4.MessageTypeOffer:
+		r.Type = "OFFER"
+	case dhcpv4.MessageTypeAck:
+		r.Type = "ACK"
+	}
+	if m.YourIPAddr != nil && !m.YourIPAddr.IsUnspecified() {
+		r.Yiaddr = m.YourIPAddr.String()
+	}
+	if m.ClientIPAddr != nil && !m.ClientIPAddr.IsUnspecified() {
+		r.Ciaddr = m.ClientIPAddr.String()
+	}
+	if s := m.ServerIdentifier(); s != nil {
+		r.Server = s.String()
+	}
+	for code, v := range m.Options {
+		r.Options[strconv.Itoa(int(code))] = hex.EncodeToString(v)
+	}
+	return r
+}
+
+// sendRaw sends hex payloads as UDP broadcasts from port 68 to 67.
+func sendRaw(iface string, payloads []string) error {
+	conn, err := nclient4.NewRawUDPConn(iface, 68)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for _, p := range payloads {
+		b, err := hex.DecodeString(p)
+		if err != nil {
+			return err
+		}
+		if _, err := conn.WriteTo(b, &net.UDPAddr{IP: net.IPv4bcast, Port: 67}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
