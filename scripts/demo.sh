@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The ddhcpd demo: three routers on one mesh link (a bridge, like batman-adv's
-# bat0), each in its own network namespace with a client link. They split the
-# pool into blocks by multicast; every two seconds the demo prints who owns
-# what. Router 3 loses power at DEMO_KILL_AT seconds and comes back at
-# DEMO_RESTART_AT. Ctrl-C (or DEMO_SECONDS) ends it and removes everything.
+# bat0), each in its own network namespace with a client bridge (br-client)
+# and two DHCP clients (busybox udhcpc) behind it. The routers split the pool
+# into blocks by multicast and lease addresses from their own blocks; every
+# two seconds the demo prints who owns what and which client holds which
+# address. Router 3 loses power at DEMO_KILL_AT seconds and comes back at
+# DEMO_RESTART_AT with its leases (state file). Ctrl-C (or DEMO_SECONDS) ends
+# it and removes everything.
 set -euo pipefail
 
 bin=$(realpath "${1:-bin}")
@@ -19,8 +22,8 @@ declare -A pid
 
 cleanup() {
 	trap - EXIT INT TERM
-	for r in "${routers[@]}"; do
-		[ -n "${pid[$r]:-}" ] && kill "${pid[$r]}" 2>/dev/null || true
+	for p in "${pid[@]}"; do
+		kill "$p" 2>/dev/null || true
 	done
 	wait 2>/dev/null || true
 	for ns in $(ip netns list | awk '{print $1}' | grep "^$tag-" || true); do
@@ -41,26 +44,70 @@ mkns() {
 mkns hub
 nsx hub ip link add br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0
 nsx hub ip link set br0 up
+# Client hook: configure the address and remember it for the report.
+cat >"$run/udhcpc.sh" <<'SCRIPT'
+#!/bin/sh
+case "$1" in
+bound|renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/$mask" dev "$interface"
+	echo "$1 $ip $serverid" >"$STATE"
+	;;
+deconfig) ip addr flush dev "$interface"; echo "none" >"$STATE" ;;
+esac
+SCRIPT
+chmod +x "$run/udhcpc.sh"
+
+i=0
 for r in "${routers[@]}"; do
+	i=$((i + 1))
 	mkns "$r"
-	mkns "c$r"
 	ip link add bat0 netns "$tag-$r" type veth peer name "m$r" netns "$tag-hub"
 	nsx hub ip link set "m$r" master br0 up
 	nsx "$r" ip link set bat0 up
-	ip link add client0 netns "$tag-$r" type veth peer name eth0 netns "$tag-c$r"
-	nsx "$r" ip link set client0 up
-	nsx "c$r" ip link set eth0 up
+	nsx "$r" ip link add br-client type bridge
+	nsx "$r" ip addr add "10.0.0.$i/24" dev br-client
+	nsx "$r" ip link set br-client up
+	for c in 1 2; do
+		mkns "$r-c$c"
+		ip link add "p$c" netns "$tag-$r" type veth peer name eth0 netns "$tag-$r-c$c"
+		nsx "$r" ip link set "p$c" master br-client up
+		nsx "$r-c$c" ip link set eth0 up
+	done
 done
 
 start() {
 	local r=$1
 	# Not through nsx: a backgrounded function is a subshell, and $! must be
 	# the daemon itself ("ip netns exec" execs it).
-	ip netns exec "$tag-$r" "$bin/ddhcpd" -i bat0 -c client0 -N "$pool" -b "$exp" -s 6 -B 12 -t 4 \
-		-inquire-interval 500ms -learning 3s -C "$run/$r.sock" -state "$run/$r" -v \
+	# The routers' own addresses (10.0.0.1-3) are reserved on every router.
+	ip netns exec "$tag-$r" "$bin/ddhcpd" -i bat0 -c br-client -N "$pool" -b "$exp" -s 4 -B 12 -t 4 \
+		-inquire-interval 500ms -learning 3s -reserve 10.0.0.0/28 -lease-time 60s \
+		-C "$run/$r.sock" -state "$run/$r" -v \
 		</dev/null >>"$run/$r.log" 2>&1 &
 	pid[$r]=$!
-	echo ">>> $r starts (learning 3 s, then claims blocks of $((1 << exp)) for 6 spare leases)"
+	echo ">>> $r starts (learning 3 s, then claims blocks of $((1 << exp)) for 4 spare leases)"
+}
+
+client() {
+	local r=$1 c=$2
+	STATE="$run/$r-c$c.lease" ip netns exec "$tag-$r-c$c" udhcpc -i eth0 -f -s "$run/udhcpc.sh" \
+		-x hostname:"$r-c$c" </dev/null >>"$run/$r-c$c.log" 2>&1 &
+	pid[$r-c$c]=$!
+}
+
+# The clients' addresses as they see them.
+clients() {
+	local r=$1 out="" c f
+	for c in 1 2; do
+		f=$run/$r-c$c.lease
+		if [ -s "$f" ] && [ "$(cut -d' ' -f1 "$f")" != none ]; then
+			out="$out c$c=$(cut -d' ' -f2 "$f")"
+		else
+			out="$out c$c=(waiting)"
+		fi
+	done
+	echo "$out"
 }
 
 # What a router owns, as CIDR blocks, and how many foreign claims it knows.
@@ -75,7 +122,7 @@ report() {
 	node=$("$bin/ddhcpctl" -C "$sock" status 2>/dev/null | awk '$1 == "node" {print $2}' || true)
 	owned=$("$bin/ddhcpctl" -C "$sock" blocks 2>/dev/null | awk -v len=$((32 - exp)) '$3 == "ours" {printf "%s/%s ", $2, len}' || true)
 	known=$("$bin/ddhcpctl" -C "$sock" blocks 2>/dev/null | awk '$3 == "claimed"' | wc -l || true)
-	printf '  %-3s  node %s  owns: %-40s knows %s claims of others\n' "$r" "${node:-?}" "${owned:-(nothing yet)}" "$known"
+	printf '  %-3s  node %s  owns: %-28s knows %s claims of others; clients:%s\n' "$r" "${node:-?}" "${owned:-(nothing yet)}" "$known" "$(clients "$r")"
 }
 
 # New interesting log lines since the last call.
@@ -87,7 +134,7 @@ events() {
 		n=$(wc -l <"$f")
 		if [ "$n" -gt "${seen[$r]:-0}" ]; then
 			tail -n +"$((${seen[$r]:-0} + 1))" "$f" | head -n "$((n - ${seen[$r]:-0}))" |
-				grep -E 'block owned|block lost|defended|learning phase ended|released' |
+				grep -E 'block owned|block lost|defended|learning phase ended|released|dhcp lease|state restored' |
 				sed -E "s/^time=[^ ]+ level=[A-Z]+ msg=/  $r: /" || true
 			seen[$r]=$n
 		fi
@@ -96,16 +143,18 @@ events() {
 
 echo "ddhcpd demo: pool $pool in blocks of $((1 << exp)); logs in $run"
 start r1
+client r1 1
+client r1 2
 t0=$SECONDS
 started_r2=0 started_r3=0 killed=0 restarted=0
 while :; do
 	t=$((SECONDS - t0))
-	if [ $started_r2 = 0 ] && [ $t -ge 2 ]; then start r2; started_r2=1; fi
-	if [ $started_r3 = 0 ] && [ $t -ge 4 ]; then start r3; started_r3=1; fi
+	if [ $started_r2 = 0 ] && [ $t -ge 2 ]; then start r2; client r2 1; client r2 2; started_r2=1; fi
+	if [ $started_r3 = 0 ] && [ $t -ge 4 ]; then start r3; client r3 1; client r3 2; started_r3=1; fi
 	if [ $killed = 0 ] && [ $t -ge "$kill_at" ]; then
 		kill -9 "${pid[r3]}" 2>/dev/null || true
 		wait "${pid[r3]}" 2>/dev/null || true
-		echo ">>> r3 loses power (SIGKILL): its claims expire after the 12 s block timeout"
+		echo ">>> r3 loses power (SIGKILL): its clients keep their addresses; its claims expire after 12 s"
 		killed=1
 	fi
 	if [ $killed = 1 ] && [ $restarted = 0 ] && [ $t -ge "$restart_at" ]; then

@@ -21,6 +21,8 @@ need ip iproute2
 need sysctl procps
 need git git
 need unzip unzip
+need udhcpc udhcpc
+need dhclient isc-dhcp-client
 for extra in "$@"; do
 	missing="$missing $extra"
 done

@@ -142,6 +142,10 @@ type Engine struct {
 	pending  []*block          // queued announcements
 	refresh  time.Duration     // next periodic refresh of ours
 
+	// preferred blocks are claimed first once learning ends (blocks we
+	// owned before a restart).
+	preferred []uint32
+
 	// demand is extra need from clients that got nothing, on top of the
 	// spare leases, until demandUntil.
 	demand      int
@@ -314,6 +318,7 @@ func (e *Engine) Tick(now time.Duration, u Usage) {
 		e.events = append(e.events, Event{Kind: EventLearningEnded})
 	}
 	if !e.learning {
+		e.claimPreferred(now)
 		e.claimMore(now, u)
 	}
 	e.inquire(now)
@@ -381,6 +386,23 @@ func (e *Engine) claimMore(now time.Duration, u Usage) {
 		e.startClaiming(idx, now)
 		need -= e.pool.Usable(idx)
 	}
+}
+
+// Prefer asks for blocks to be claimed (through inquiries) before any other
+// once learning ends, e.g. the blocks of a state file too old to restore at
+// once. Blocks someone else claims meanwhile are skipped.
+func (e *Engine) Prefer(blocks ...uint32) {
+	e.preferred = append(e.preferred, blocks...)
+}
+
+func (e *Engine) claimPreferred(now time.Duration) {
+	for _, idx := range e.preferred {
+		if idx < e.pool.NumBlocks() && e.blocks[idx] == nil && !e.pool.Blocked(idx) &&
+			(e.cfg.MaxBlocks == 0 || len(e.ours)+len(e.claiming) < e.cfg.MaxBlocks) {
+			e.startClaiming(idx, now)
+		}
+	}
+	e.preferred = nil
 }
 
 // Want starts claiming a specific block at once if it is free, for a host

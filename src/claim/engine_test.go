@@ -739,3 +739,18 @@ func TestRestore(t *testing.T) {
 		t.Errorf("restored block not announced at once (while learning): %+v", c)
 	}
 }
+
+// Blocks owned before a restart are claimed first when learning ends, so
+// spare leases are met by them rather than by new blocks.
+func TestPreferredFirst(t *testing.T) {
+	p := testPool(t, "10.0.0.0/24", 5)
+	cfg := baseConfig(id(9), p)
+	cfg.LearningTime = 5 * time.Second
+	n := newNode(t, cfg, p, 1)
+	n.e.Prefer(6, 7)
+	n.step(id(20), claimMsg(wire.Claim{Block: 7, Lifetime: 60})) // taken meanwhile
+	n.run(9*time.Second, nil)
+	if got := n.e.Owned(); !slices.Equal(got, []uint32{6}) {
+		t.Errorf("owned %v, want [6] (7 is claimed by another node, 6 meets the spare)", got)
+	}
+}

@@ -367,7 +367,6 @@ func (d *Daemon) flush() {
 			d.log.Info("needless block released", "block", ev.Block)
 		case claim.EventLearningEnded:
 			d.log.Info("learning phase ended", "tracked", d.eng.Tracked())
-			d.wantRestored()
 		}
 	}
 }

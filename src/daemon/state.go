@@ -20,7 +20,6 @@ type stateWriter struct {
 	every, persistEvery time.Duration
 	last, persistLast   time.Duration
 	dirty, persistDirty bool
-	restored            []uint32 // blocks from the state file to claim back after learning
 }
 
 func newStateWriter(cfg config.Config) stateWriter {
@@ -122,19 +121,9 @@ func (d *Daemon) restore() {
 			d.leases.AddBlock(b)
 			continue
 		}
-		d.state.restored = append(d.state.restored, b)
+		d.eng.Prefer(b) // claimed back through inquiries once learning ends
 	}
 	d.log.Info("state restored", "file", from, "age", elapsed.Round(time.Second), "leases", restored,
 		"skipped", bad, "blocks", st.Blocks)
 	d.count("state.restored")
-}
-
-// wantRestored claims back, through inquiries, the blocks of an old state
-// file that could not be taken at once.
-func (d *Daemon) wantRestored() {
-	now := d.clock.now()
-	for _, b := range d.state.restored {
-		d.eng.Want(now, b)
-	}
-	d.state.restored = nil
 }

@@ -425,3 +425,32 @@ func discoverBytes(t *testing.T, extra []byte) []byte {
 	b = append(b, extra...)
 	return append(b, 255)
 }
+
+// TestDemandClaimsAtOnce: a router with no spare leases owns nothing; a
+// DISCOVER makes it claim at once, and the waiting client gets its OFFER as
+// soon as the block is owned, without retrying.
+func TestDemandClaimsAtOnce(t *testing.T) {
+	l := newDHCPLab(t, 1, "-s", "0")
+	l.proc = l.router.Start(l.bin, l.args...)
+	eventually(t, 10*time.Second, "daemon answers", func() error {
+		var st control.Status
+		return control.Call(l.sock, "status", nil, &st)
+	})
+	time.Sleep(2 * time.Second)
+	var st control.Status
+	if err := control.Call(l.sock, "status", nil, &st); err != nil || st.Owned != 0 {
+		t.Fatalf("owns %d blocks with -s 0 and no client (%v)", st.Owned, err)
+	}
+	start := time.Now()
+	// One DISCOVER, no retransmission, waiting up to 8 s.
+	r := l.run(0, "-timeout", "8s", "discover")
+	took := time.Since(start)
+	if r.Type != "OFFER" {
+		t.Fatalf("no offer: %+v", r)
+	}
+	stats := l.stats()
+	if stats["dhcp.parked_answered"] < 1 || stats["claim.owned"] < 1 {
+		t.Errorf("offer did not come from the parked DISCOVER: %v", stats)
+	}
+	t.Logf("first offer %v after the DISCOVER (3 inquiries of 1 s)", took.Round(time.Millisecond))
+}
