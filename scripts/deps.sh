@@ -23,6 +23,7 @@ need git git
 need unzip unzip
 need udhcpc udhcpc
 need dhclient isc-dhcp-client
+need tcpdump tcpdump
 for extra in "$@"; do
 	missing="$missing $extra"
 done

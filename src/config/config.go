@@ -345,8 +345,14 @@ func Parse(args []string) (Config, error) {
 	if _, err := c.NewPool(); err != nil {
 		errs = append(errs, bad("N", c.Pool.String(), err.Error()))
 	}
-	if c.InquireInterval <= 0 {
-		errs = append(errs, bad("inquire-interval", c.InquireInterval.String(), "must be positive"))
+	// The claim engine's rule (claim.Config.Validate) with its default
+	// inquiries and announce gap: the inquiry window must outlast four
+	// announce gaps, or a node can take a block whose owner's answer is
+	// still held back.
+	if window := claim.DefaultInquiries * c.InquireInterval; window < 4*claim.DefaultAnnounceGap {
+		errs = append(errs, bad("inquire-interval", c.InquireInterval.String(),
+			fmt.Sprintf("must be at least %v (%d inquiries must outlast 4 × the %v announce gap)",
+				(4*claim.DefaultAnnounceGap+claim.DefaultInquiries-1)/claim.DefaultInquiries, claim.DefaultInquiries, claim.DefaultAnnounceGap)))
 	}
 	if c.StateDir == "" {
 		errs = append(errs, bad("state", "", "a state directory is needed for the node id"))

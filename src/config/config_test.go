@@ -69,6 +69,8 @@ func TestBadFlags(t *testing.T) {
 		{"-i", "i", ""},
 		{"-i averyveryverylongname", "i", "averyveryverylongname"},
 		{"-learning -3s", "learning", "-3s"},
+		{"-inquire-interval 300ms", "inquire-interval", "300ms"},
+		{"-inquire-interval 0s", "inquire-interval", "0s"},
 	}
 	for _, tt := range tests {
 		_, err := Parse(strings.Fields(tt.args))

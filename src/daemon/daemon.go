@@ -57,6 +57,10 @@ type Daemon struct {
 	serverID netip.Addr
 	parked   parkedDiscovers
 	demand   bool // a client got nothing: claim at once
+	roam     roaming
+
+	// hook runs the -H command for events; nil without -H.
+	hook interface{ Run(args ...string) }
 
 	state stateWriter
 }
@@ -312,6 +316,7 @@ func (d *Daemon) housekeeping() {
 		}
 	}
 	d.parked.expire(now)
+	d.roamTimers(now)
 	d.saveState(false)
 }
 
@@ -324,10 +329,20 @@ func (d *Daemon) next() time.Duration {
 	if d.state.dirty {
 		t = min(t, d.state.due())
 	}
+	if at, ok := d.nextRoamTimer(); ok {
+		t = min(t, at)
+	}
 	return t
 }
 
 func (d *Daemon) count(name string) { d.stats[name]++ }
+
+// runHook runs the -H command with args, without waiting for it.
+func (d *Daemon) runHook(args ...string) {
+	if d.hook != nil {
+		d.hook.Run(args...)
+	}
+}
 
 // flush sends what the engine produced and applies its events.
 func (d *Daemon) flush() {
@@ -354,11 +369,14 @@ func (d *Daemon) flush() {
 			d.leases.AddBlock(ev.Block)
 			d.state.dirty = true
 			d.log.Info("block owned", "block", ev.Block, "first", d.pool.Addr(ev.Block, 0))
+			d.runHook("blockowned", fmt.Sprint(ev.Block), d.pool.Addr(ev.Block, 0).String())
 			d.replayParked()
 		case claim.EventLost:
 			d.leases.LoseBlock(ev.Block)
 			d.state.dirty = true
 			d.log.Warn("block lost to a higher node id", "block", ev.Block, "winner", ev.Peer, "from", ev.PeerAddr)
+			d.runHook("blocklost", fmt.Sprint(ev.Block), ev.Peer.String())
+			d.handOver(d.clock.now(), ev.Block, ev.PeerAddr)
 		case claim.EventDefended:
 			d.log.Info("block defended against a lower node id", "block", ev.Block, "peer", ev.Peer, "from", ev.PeerAddr)
 		case claim.EventReleased:
@@ -367,6 +385,7 @@ func (d *Daemon) flush() {
 			d.log.Info("needless block released", "block", ev.Block)
 		case claim.EventLearningEnded:
 			d.log.Info("learning phase ended", "tracked", d.eng.Tracked())
+			d.runHook("endlearning")
 		}
 	}
 }

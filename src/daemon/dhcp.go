@@ -46,14 +46,17 @@ func (d *Daemon) decide(req dhcp4.Request, park bool) {
 	case dhcp4.Reply:
 		d.send(req, dec)
 	case dhcp4.Forward:
-		// Roaming (RENEWLEASE to the owner) is answered by the owner;
-		// until that lands the client gets silence, never a NAK.
-		d.count("dhcp.forward_unhandled")
+		d.forward(now, req, dec.Forward)
 	}
 	for _, ev := range dec.Events {
 		d.count("dhcp.event." + string(ev.Kind))
 		d.state.dirty = true
 		d.log.Info("dhcp "+string(ev.Kind), "addr", ev.Addr, "hw", ev.HW, "hostname", ev.Hostname)
+		args := []string{string(ev.Kind), ev.Addr.String(), ev.HW.String()}
+		if ev.Hostname != "" {
+			args = append(args, ev.Hostname)
+		}
+		d.runHook(args...)
 	}
 }
 

@@ -44,9 +44,7 @@ func (d *Daemon) handleMesh(p netio.Packet) {
 			}
 		}
 	case p.Port == netio.UnicastPort && m.Command >= wire.CmdRenewLease:
-		// Roamed clients are forwarded between nodes with the renew
-		// family; answering them comes with roaming support.
-		d.count("drop.renew_unhandled")
+		d.handleRenewFamily(d.clock.now(), p.Src.Addr(), &m)
 	default:
 		d.count("drop.wrong_port")
 	}

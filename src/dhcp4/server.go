@@ -381,8 +381,13 @@ func (s *Server) request(now time.Duration, r Request, c lease.Client) Decision 
 		}
 	}
 	if loc.Kind == Unowned || !s.leases.Serving(idx) {
-		// Nobody known serves it: perhaps its owner is not heard yet.
-		// A NAK could take a working address from the client.
+		// Nobody known serves it: perhaps its owner is not heard yet, or
+		// it vanished. A NAK could take a working address from the
+		// client; instead claim the orphaned block, so the client's next
+		// try is adopted (SPEC §4, issue: orphaned blocks).
+		if loc.Kind == Unowned {
+			s.blocks.Want(idx)
+		}
 		return drop(DropUnowned)
 	}
 	l := s.leases.At(a)

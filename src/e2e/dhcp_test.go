@@ -34,7 +34,7 @@ type dhcpLab struct {
 
 const (
 	labServerID = "10.0.0.1"
-	labRouter   = "10.0.0.254"
+	gatewayAddr = "10.0.0.254"
 )
 
 func newDHCPLab(t *testing.T, clients int, extra ...string) *dhcpLab {

@@ -183,7 +183,7 @@ func TestClaimKillRestart(t *testing.T) {
 	// usable blocks. r3 starts first and wants 2; then r1 and r2 want 3 each
 	// and stay short, so they take r3's blocks once r3 is gone.
 	m := newMesh(t, 3, "-N", "10.0.0.0/29", "-b", "0", "-B", "4", "-t", "2",
-		"-inquire-interval", "300ms", "-L")
+		"-inquire-interval", "400ms", "-L", "-server-id", "192.168.99.1")
 	all := m.routers
 	m.start(all[2], "-s", "2")
 	idOf := m.ids(t, all[2:])

@@ -1,0 +1,276 @@
+package daemon
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"ddhcpd/src/dhcp4"
+	"ddhcpd/src/netio"
+	"ddhcpd/src/wire"
+)
+
+// Roaming: a client asks this node to renew an address of a block another
+// node owns. The request is forwarded to the owner with RENEWLEASE and
+// parked; the owner's LEASEACK or LEASENAK becomes the DHCPACK or DHCPNAK.
+// An owner whose byte order for the address we do not know yet gets a second
+// try in the other order after retryAfter (C nodes on little-endian CPUs
+// write it reversed); after that the client gets silence.
+const (
+	retryAfter  = 200 * time.Millisecond
+	giveUpAfter = 800 * time.Millisecond // after the second try
+	maxPending  = 256
+	rttSamples  = 1024
+)
+
+type renewKey struct {
+	xid    uint32
+	chaddr [16]byte
+}
+
+type pendingRenew struct {
+	req      dhcp4.Request
+	fwd      dhcp4.Forwarding
+	order    wire.AddrOrder // of the last try
+	tries    int
+	deadline time.Duration
+	sentAt   time.Duration
+}
+
+type roaming struct {
+	pending map[renewKey]*pendingRenew
+	// orders remembers each owner's byte order for renew addresses.
+	orders map[netip.Addr]wire.AddrOrder
+	rtt    []time.Duration // recent round trips, a ring
+	rttPos int
+}
+
+func (r *roaming) init() {
+	if r.pending == nil {
+		r.pending = make(map[renewKey]*pendingRenew)
+		r.orders = make(map[netip.Addr]wire.AddrOrder)
+	}
+}
+
+func chaddr16(hw net.HardwareAddr) (c [16]byte) {
+	copy(c[:], hw)
+	return c
+}
+
+func xidOf(b [4]byte) uint32 { return binary.BigEndian.Uint32(b[:]) }
+
+// forward sends a client's request for another node's block to its owner.
+func (d *Daemon) forward(now time.Duration, req dhcp4.Request, fwd dhcp4.Forwarding) {
+	d.roam.init()
+	m := req.Msg
+	key := renewKey{xid: xidOf(m.TransactionID), chaddr: chaddr16(m.ClientHWAddr)}
+	if fwd.Kind == dhcp4.ForwardRelease {
+		d.sendRenew(wire.CmdRelease, fwd, key, d.orderOf(fwd.NodeAddr), 0)
+		d.count("roam.release_forwarded")
+		return
+	}
+	if p := d.roam.pending[key]; p != nil {
+		p.req = req // a retransmission: answer the newest copy
+		d.count("roam.duplicate")
+		return
+	}
+	if len(d.roam.pending) >= maxPending {
+		d.count("roam.drop.table_full")
+		return
+	}
+	p := &pendingRenew{req: req, fwd: fwd, order: d.orderOf(fwd.NodeAddr), tries: 1, sentAt: now, deadline: now + retryAfter}
+	d.roam.pending[key] = p
+	d.sendRenew(wire.CmdRenewLease, fwd, key, p.order, 0)
+	d.count("roam.forwarded")
+}
+
+// orderOf is the owner's known byte order, network order when unknown.
+func (d *Daemon) orderOf(owner netip.Addr) wire.AddrOrder {
+	if o, ok := d.roam.orders[owner]; ok {
+		return o
+	}
+	return wire.OrderNetwork
+}
+
+func (d *Daemon) sendRenew(cmd uint8, fwd dhcp4.Forwarding, key renewKey, order wire.AddrOrder, seconds uint32) {
+	m := wire.Message{Header: d.header(cmd)}
+	m.Renew.SetAddress(fwd.Addr, order)
+	m.Renew.Xid = key.xid
+	m.Renew.LeaseSeconds = seconds
+	m.Renew.Chaddr = key.chaddr
+	b, err := m.Encode()
+	if err != nil {
+		d.log.Error("encode renew", "err", err)
+		return
+	}
+	if err := d.mesh.Unicast(netio.UnicastPort, netip.AddrPortFrom(fwd.NodeAddr, netio.UnicastPort), b); err != nil {
+		d.count("roam.tx_error")
+		d.log.Debug("forward to owner", "owner", fwd.NodeAddr, "err", err)
+	}
+}
+
+func (d *Daemon) header(cmd uint8) wire.Header {
+	return wire.Header{Node: d.node, Swarm: d.eng.Config().Swarm, Command: cmd}
+}
+
+// roamTimers retries forwards in the other byte order once, then gives up.
+func (d *Daemon) roamTimers(now time.Duration) {
+	for key, p := range d.roam.pending {
+		if p.deadline > now {
+			continue
+		}
+		if p.tries == 1 {
+			if _, known := d.roam.orders[p.fwd.NodeAddr]; !known {
+				p.tries, p.order, p.deadline = 2, p.order.Other(), now+giveUpAfter
+				d.sendRenew(wire.CmdRenewLease, p.fwd, key, p.order, 0)
+				d.count("roam.retry_other_order")
+				continue
+			}
+		}
+		delete(d.roam.pending, key)
+		d.count("roam.drop.no_answer")
+		d.log.Info("owner did not answer a forwarded renewal", "owner", p.fwd.NodeAddr, "addr", p.fwd.Addr)
+	}
+}
+
+// nextRoamTimer is the earliest pending deadline.
+func (d *Daemon) nextRoamTimer() (time.Duration, bool) {
+	var t time.Duration
+	found := false
+	for _, p := range d.roam.pending {
+		if !found || p.deadline < t {
+			t, found = p.deadline, true
+		}
+	}
+	return t, found
+}
+
+// handleRenewFamily handles RENEWLEASE, LEASEACK, LEASENAK and RELEASE
+// received on the unicast port.
+func (d *Daemon) handleRenewFamily(now time.Duration, src netip.Addr, m *wire.Message) {
+	if !d.eng.Config().Swarm.Matches(m.Header) {
+		d.count("drop.foreign_swarm")
+		return
+	}
+	if m.Node == d.node && !m.Node.IsZero() {
+		d.count("drop.own_id")
+		return
+	}
+	a, order, ok := m.Renew.ResolveAddress(d.pool.Prefix(), d.roam.orders[src])
+	if !ok {
+		d.count("roam.drop.outside_pool")
+		return
+	}
+	switch m.Command {
+	case wire.CmdRenewLease, wire.CmdRelease:
+		d.ownerSide(now, src, m, a, order)
+	case wire.CmdLeaseAck, wire.CmdLeaseNak:
+		d.requesterSide(now, src, m, a, order)
+	}
+}
+
+// ownerSide answers another node's forward for one of our blocks, in the
+// byte order the sender used (the record is echoed with the command changed).
+func (d *Daemon) ownerSide(now time.Duration, src netip.Addr, m *wire.Message, a netip.Addr, order wire.AddrOrder) {
+	if d.dhcp == nil {
+		return
+	}
+	hw := net.HardwareAddr(slices.Clone(m.Renew.Chaddr[:6]))
+	if m.Command == wire.CmdRelease {
+		d.count("roam.rx.release")
+		if d.dhcp.OwnerRelease(now, a, hw) {
+			d.state.dirty = true
+			d.runHook("release", a.String(), hw.String())
+			d.log.Info("roamed client released its lease", "addr", a, "hw", hw, "via", src)
+		}
+		return
+	}
+	d.count("roam.rx.renewlease")
+	want := time.Duration(m.Renew.LeaseSeconds) * time.Second
+	verdict, granted, events := d.dhcp.OwnerRenew(now, a, hw, want)
+	reply := *m
+	reply.Node = d.node // C nodes echo the whole record; our id tells who answered
+	switch verdict {
+	case dhcp4.Silent:
+		d.count("roam.owner.silent")
+		return
+	case dhcp4.Grant:
+		reply.Command = wire.CmdLeaseAck
+		reply.Renew.LeaseSeconds = uint32(granted / time.Second)
+		d.count("roam.owner.ack")
+		d.state.dirty = true
+	case dhcp4.Refuse:
+		reply.Command = wire.CmdLeaseNak
+		reply.Renew.LeaseSeconds = 0
+		d.count("roam.owner.nak")
+	}
+	for _, ev := range events {
+		d.log.Info("lease renewed for a roamed client", "addr", ev.Addr, "hw", ev.HW, "via", src)
+	}
+	b, err := reply.Encode()
+	if err != nil {
+		return
+	}
+	if err := d.mesh.Unicast(netio.UnicastPort, netip.AddrPortFrom(src, netio.UnicastPort), b); err != nil {
+		d.count("roam.tx_error")
+	}
+	_ = order // the echoed record keeps the sender's order
+}
+
+// requesterSide turns the owner's answer into the client's DHCPACK or NAK.
+func (d *Daemon) requesterSide(now time.Duration, src netip.Addr, m *wire.Message, a netip.Addr, order wire.AddrOrder) {
+	key := renewKey{xid: m.Renew.Xid, chaddr: m.Renew.Chaddr}
+	p := d.roam.pending[key]
+	if p == nil || p.fwd.Addr != a || p.fwd.NodeAddr.WithZone("") != src.WithZone("") {
+		d.count("roam.drop.unexpected_answer")
+		return
+	}
+	delete(d.roam.pending, key)
+	d.roam.orders[p.fwd.NodeAddr] = order
+	rtt := now - p.sentAt
+	if len(d.roam.rtt) < rttSamples {
+		d.roam.rtt = append(d.roam.rtt, rtt)
+	} else {
+		d.roam.rtt[d.roam.rttPos] = rtt
+		d.roam.rttPos = (d.roam.rttPos + 1) % rttSamples
+	}
+	granted := m.Command == wire.CmdLeaseAck
+	dec := d.dhcp.Roamed(p.req, a, granted, time.Duration(m.Renew.LeaseSeconds)*time.Second)
+	if granted {
+		d.count("roam.ack")
+	} else {
+		d.count("roam.nak")
+	}
+	d.send(p.req, dec)
+	for _, ev := range dec.Events {
+		d.runHook(string(ev.Kind), ev.Addr.String(), ev.HW.String())
+		d.log.Info("roamed renewal acknowledged by the owner", "addr", ev.Addr, "hw", ev.HW, "owner", src, "rtt", rtt)
+	}
+}
+
+// handOver offers the live leases of a block we lost to its new owner, so it
+// adopts them (with their remaining time) instead of handing those
+// addresses to new clients. Conflicting ones are refused by the owner and
+// the client is told at its next renewal, which is forwarded.
+func (d *Daemon) handOver(now time.Duration, block uint32, owner netip.Addr) {
+	if d.dhcp == nil || !owner.IsValid() {
+		return
+	}
+	d.roam.init()
+	for i := range d.pool.BlockSize() {
+		a := d.pool.Addr(block, i)
+		l := d.leases.At(a)
+		if l == nil || !l.Holds() || l.Expired(now) || len(l.HW) == 0 {
+			continue
+		}
+		var x [4]byte
+		rand.Read(x[:])
+		left := uint32((l.Expires - now) / time.Second)
+		d.sendRenew(wire.CmdRenewLease, dhcp4.Forwarding{Addr: a, NodeAddr: owner},
+			renewKey{xid: xidOf(x), chaddr: chaddr16(l.HW)}, d.orderOf(owner), max(left, 1))
+		d.count("roam.handover")
+	}
+}
