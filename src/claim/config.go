@@ -28,6 +28,12 @@ type Config struct {
 	// AnnounceGap limits how often one block is announced in answer to
 	// inquiries and conflicts, so a flood of inquiries cannot make us flood.
 	AnnounceGap time.Duration
+	// SyncQuiet ends learning early (fast join): once a SYNC was sent, the
+	// table quiet for this long means every node has re-announced. Zero
+	// turns fast join off (learning lasts LearningTime, as with C nodes).
+	SyncQuiet time.Duration
+	// SyncJitter spreads the re-announcements that answer a SYNC.
+	SyncJitter time.Duration
 }
 
 // Defaults. The block timeout, tentative timeout, refresh factor, inquiry
@@ -42,6 +48,8 @@ const (
 	DefaultNeedlessTimeout  = 300 * time.Second
 	DefaultTickInterval     = time.Second
 	DefaultAnnounceGap      = 250 * time.Millisecond
+	DefaultSyncQuiet        = 2 * time.Second
+	DefaultSyncJitter       = 500 * time.Millisecond
 )
 
 // WithDefaults fills unset fields. SpareLeases and LearningTime are taken as
@@ -59,6 +67,7 @@ func (c Config) WithDefaults() Config {
 	set(&c.NeedlessTimeout, DefaultNeedlessTimeout)
 	set(&c.TickInterval, DefaultTickInterval)
 	set(&c.AnnounceGap, DefaultAnnounceGap)
+	set(&c.SyncJitter, DefaultSyncJitter)
 	if c.Inquiries == 0 {
 		c.Inquiries = DefaultInquiries
 	}

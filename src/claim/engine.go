@@ -134,6 +134,8 @@ type Engine struct {
 	learnUntil time.Duration
 	learning   bool
 	lastTick   time.Duration
+	syncSent   bool          // fast join: a SYNC went out while learning
+	lastNews   time.Duration // last time the table learnt a block or a SYNC went out
 
 	blocks   map[uint32]*block // every block not Free and not Blocked
 	timers   timerHeap         // Claimed and Tentative blocks by timeout
@@ -232,6 +234,9 @@ func (e *Engine) onClaim(now time.Duration, id wire.NodeID, from netip.Addr, c w
 		return
 	}
 	until := now + time.Duration(c.Lifetime)*time.Second
+	if b == nil || (b.state != Claimed && b.state != Ours) {
+		e.lastNews = now
+	}
 	if b == nil {
 		b = e.track(c.Block)
 	}
@@ -313,7 +318,7 @@ func (e *Engine) Tick(now time.Duration, u Usage) {
 		b.heapAt = b.timeout
 		heap.Fix(&e.timers, 0)
 	}
-	if e.learning && now >= e.learnUntil {
+	if e.learning && (now >= e.learnUntil || e.quiet(now)) {
 		e.learning = false
 		e.events = append(e.events, Event{Kind: EventLearningEnded})
 	}
@@ -624,6 +629,9 @@ func (e *Engine) Next() time.Duration {
 	}
 	if e.learning {
 		t = min(t, e.learnUntil)
+		if e.syncSent {
+			t = min(t, e.lastNews+e.cfg.SyncQuiet)
+		}
 	}
 	for _, b := range e.claiming {
 		t = min(t, b.nextInquiry)
@@ -656,6 +664,37 @@ func (e *Engine) Stats() Stats { return e.stats }
 
 // Learning reports whether the engine is still in its learning phase.
 func (e *Engine) Learning() bool { return e.learning }
+
+// SyncSent records that a SYNC went out (fast join): learning ends once the
+// table has been quiet for SyncQuiet after it.
+func (e *Engine) SyncSent(now time.Duration) {
+	if e.learning && e.cfg.SyncQuiet > 0 {
+		e.syncSent, e.lastNews = true, now
+	}
+}
+
+// quiet reports whether fast join may end learning.
+func (e *Engine) quiet(now time.Duration) bool {
+	return e.syncSent && now >= e.lastNews+e.cfg.SyncQuiet
+}
+
+// SyncRequested answers another node's SYNC: all our blocks are announced
+// within a random delay of up to SyncJitter, so a mesh of many nodes does
+// not answer in one burst.
+func (e *Engine) SyncRequested(now time.Duration) {
+	if len(e.ours) == 0 {
+		return
+	}
+	due := now + time.Duration(e.rng.Int64N(int64(e.cfg.SyncJitter)+1))
+	for _, b := range e.ours {
+		if !b.pending {
+			b.pending, b.announceDue = true, due
+			e.pending = append(e.pending, b)
+		} else {
+			b.announceDue = min(b.announceDue, due)
+		}
+	}
+}
 
 // EndLearning ends the learning phase now (fast join or -L); the next Tick
 // starts claiming.

@@ -754,3 +754,62 @@ func TestPreferredFirst(t *testing.T) {
 		t.Errorf("owned %v, want [6] (7 is claimed by another node, 6 meets the spare)", got)
 	}
 }
+
+// Fast join: learning ends once the table has been quiet for SyncQuiet after
+// the SYNC, not after the full learning time.
+func TestFastJoin(t *testing.T) {
+	p := testPool(t, "10.0.0.0/24", 5)
+	cfg := baseConfig(id(9), p)
+	cfg.LearningTime = 60 * time.Second
+	cfg.SyncQuiet = 2 * time.Second
+	n := newNode(t, cfg, p, 1)
+	n.e.SyncSent(0)
+	// Claims keep arriving for a while (re-announcements to our SYNC).
+	for i := range uint32(3) {
+		n.run(time.Second, nil)
+		n.step(id(20+byte(i)), claimMsg(wire.Claim{Block: i, Lifetime: 60}))
+	}
+	if !n.e.Learning() {
+		t.Fatal("learning ended while claims were still arriving")
+	}
+	n.run(1900*time.Millisecond, nil)
+	if !n.e.Learning() {
+		t.Fatal("learning ended before the table was quiet for 2 s")
+	}
+	n.run(200*time.Millisecond, nil)
+	if n.e.Learning() {
+		t.Fatalf("learning still on at %v", n.now)
+	}
+	// A refresh of a known claim is not news.
+	m := newNode(t, cfg, p, 1)
+	m.step(id(20), claimMsg(wire.Claim{Block: 1, Lifetime: 60}))
+	m.e.SyncSent(0)
+	for range 4 {
+		m.run(500*time.Millisecond, nil)
+		m.step(id(20), claimMsg(wire.Claim{Block: 1, Lifetime: 60}))
+	}
+	if m.e.Learning() {
+		t.Error("refreshes of a known claim kept learning on")
+	}
+	// Without fast join, learning lasts the learning time.
+	cfg.SyncQuiet = 0
+	c := newNode(t, cfg, p, 1)
+	c.e.SyncSent(0)
+	c.run(59*time.Second, nil)
+	if !c.e.Learning() {
+		t.Error("learning ended early without fast join")
+	}
+}
+
+func TestSyncRequested(t *testing.T) {
+	p := testPool(t, "10.0.0.0/24", 5)
+	n := newNode(t, baseConfig(id(9), p), p, 1)
+	n.endLearning()
+	n.run(5*time.Second, nil) // owns a block; next refresh at 18 s
+	mark := len(n.out)
+	n.e.SyncRequested(n.now)
+	n.run(500*time.Millisecond, nil)
+	if c := n.sent(mark, wire.CmdUpdateClaim); len(c) != 1 {
+		t.Errorf("%d claims within the jitter after a SYNC", len(c))
+	}
+}

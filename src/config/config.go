@@ -44,6 +44,7 @@ type Config struct {
 	NeedlessTimeout  time.Duration
 	InquireInterval  time.Duration
 	LearningTime     time.Duration
+	SyncQuiet        time.Duration // fast join; 0 turns it off
 	MaxBlocks        int
 
 	Options   []Option // -o and -option
@@ -101,6 +102,7 @@ func Default() Config {
 		NeedlessTimeout:  claim.DefaultNeedlessTimeout,
 		InquireInterval:  claim.DefaultInquireInterval,
 		LearningTime:     -1, // the block timeout, as the C node
+		SyncQuiet:        claim.DefaultSyncQuiet,
 		ControlSocket:    DefaultControlSocket,
 		StateDir:         DefaultStateDir,
 		StateInterval:    time.Second,
@@ -131,7 +133,10 @@ const Usage = `usage: ddhcpd [flags]
   -h           this help
   -state DIR             state directory for the node id (default /tmp/ddhcpd)
   -reserve RANGE[,...]   never lease these: A, A-B or A/LEN, repeatable
-  -learning DUR          learning phase length (default: the block timeout; -L sets 0)
+  -learning DUR          longest learning phase (default: the block timeout; -L sets 0)
+  -sync-quiet DUR        fast join: learning ends when claims have been quiet this long
+                         after our SYNC (default 2s)
+  -no-sync               no fast join: learn for the whole learning phase, like C nodes
   -inquire-interval DUR  spacing of inquiries for a block (default 1s)
   -max-blocks N          own at most N blocks (default 0: no cap)
   -server-id IP          DHCP server identifier (default: the client interface's address)
@@ -256,6 +261,8 @@ func Parse(args []string) (Config, error) {
 		return nil
 	})
 	fs.Func("learning", "", duration(&c.LearningTime))
+	fs.Func("sync-quiet", "", duration(&c.SyncQuiet))
+	fs.BoolFunc("no-sync", "", func(string) error { c.SyncQuiet = 0; return nil })
 	fs.Func("inquire-interval", "", duration(&c.InquireInterval))
 	fs.Func("max-blocks", "", integer(&c.MaxBlocks, 0, 1<<22))
 	fs.Func("server-id", "", func(s string) error {

@@ -58,6 +58,8 @@ type Daemon struct {
 	parked   parkedDiscovers
 	demand   bool // a client got nothing: claim at once
 	roam     roaming
+	syncs    int           // SYNCs sent while learning
+	nextSync time.Duration // when to send the next one
 
 	// hook runs the -H command for events; nil without -H.
 	hook interface{ Run(args ...string) }
@@ -125,6 +127,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		InquireInterval:  cfg.InquireInterval,
 		NeedlessTimeout:  cfg.NeedlessTimeout,
 		LearningTime:     cfg.LearningTime,
+		SyncQuiet:        cfg.SyncQuiet,
 		MaxBlocks:        cfg.MaxBlocks,
 	}, d.pool, mrand.New(mrand.NewChaCha8(seed)), d.clock.now())
 	if err != nil {
@@ -279,6 +282,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case ev := <-d.mesh.Events():
 			if ev.Open {
 				d.log.Info("mesh interface ready", "iface", ev.Iface, "addr", ev.LinkLocal)
+				d.nextSync = d.clock.now() // a late interface: ask again
 			} else {
 				d.log.Warn("mesh interface lost", "iface", ev.Iface, "reason", ev.Reason)
 			}
@@ -317,6 +321,7 @@ func (d *Daemon) housekeeping() {
 	}
 	d.parked.expire(now)
 	d.roamTimers(now)
+	d.sync(now)
 	d.saveState(false)
 }
 
@@ -331,6 +336,9 @@ func (d *Daemon) next() time.Duration {
 	}
 	if at, ok := d.nextRoamTimer(); ok {
 		t = min(t, at)
+	}
+	if d.wantSync() {
+		t = min(t, d.nextSync)
 	}
 	return t
 }

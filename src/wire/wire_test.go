@@ -254,3 +254,23 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestExt(t *testing.T) {
+	e := Ext{Type: ExtSync, Node: NodeID{1, 2, 3, 4, 5, 6, 7, 8}, Swarm: cSwarm, Payload: []byte{9}}
+	b, err := e.Encode()
+	if err != nil || len(b) != ExtHeaderLen+1 || b[0] != ExtVersion {
+		t.Fatalf("%x %v", b, err)
+	}
+	got, err := DecodeExt(b)
+	e.Version = ExtVersion
+	if err != nil || !reflect.DeepEqual(got, e) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if _, err := DecodeExt(b[:15]); !errors.Is(err, ErrShort) {
+		t.Errorf("short: %v", err)
+	}
+	b[0] = 2
+	if _, err := DecodeExt(b); !errors.Is(err, ErrExtVersion) {
+		t.Errorf("version 2: %v", err)
+	}
+}
