@@ -454,3 +454,23 @@ func TestDemandClaimsAtOnce(t *testing.T) {
 	}
 	t.Logf("first offer %v after the DISCOVER (3 inquiries of 1 s)", took.Round(time.Millisecond))
 }
+
+// TestNoPortUnreachable: a unicast datagram to the server's port 67 (a
+// renewal) is not answered by the kernel with ICMP port unreachable, which
+// a client on a connected socket sees as an error; the daemon still gets it.
+func TestNoPortUnreachable(t *testing.T) {
+	l := newDHCPLab(t, 1)
+	l.router.AddAddr("c0", labServerID+"/24")
+	l.clients[0].AddAddr("eth0", "10.0.0.77/24")
+	l.start()
+	before := l.stats()
+	if r := l.run(0, "-addr", labServerID, "-timeout", "1s", "udp67"); r.Type != "none" {
+		t.Fatalf("unicast to port 67: %s", r.Type)
+	}
+	eventually(t, 3*time.Second, "the daemon got the datagram", func() error {
+		if st := l.stats(); st["dhcp.drop.malformed"] <= before["dhcp.drop.malformed"] {
+			return fmt.Errorf("%v", st)
+		}
+		return nil
+	})
+}

@@ -70,6 +70,9 @@ func run(iface, macFlag, cid, prl, addr, server, state string, timeout time.Dura
 	if args[0] == "raw" {
 		return result{Type: "none"}, sendRaw(iface, args[1:])
 	}
+	if args[0] == "udp67" {
+		return udp67(addr, timeout)
+	}
 	opts := []nclient4.ClientOpt{nclient4.WithTimeout(timeout), nclient4.WithRetry(1)}
 	var hw net.HardwareAddr
 	if macFlag != "" {
@@ -195,4 +198,27 @@ func sendRaw(iface string, payloads []string) error {
 		}
 	}
 	return nil
+}
+
+// udp67 sends a datagram to ADDR:67 from a connected UDP socket and waits:
+// an ICMP port unreachable shows as "refused", silence as "none".
+func udp67(addr string, timeout time.Duration) (result, error) {
+	c, err := net.Dial("udp4", net.JoinHostPort(addr, "67"))
+	if err != nil {
+		return result{}, err
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("not dhcp")); err != nil {
+		return result{}, err
+	}
+	c.SetReadDeadline(time.Now().Add(timeout))
+	_, err = c.Read(make([]byte, 64))
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return result{Type: "none"}, nil
+	case err != nil && strings.Contains(err.Error(), "refused"):
+		return result{Type: "refused"}, nil
+	}
+	return result{Type: "answer"}, err
 }
