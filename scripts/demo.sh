@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
-# The ddhcpd demo: three routers on one mesh link (a bridge, like batman-adv's
-# bat0), each in its own network namespace with a client bridge (br-client)
-# and two DHCP clients (busybox udhcpc) behind it. The routers split the pool
-# into blocks by multicast and lease addresses from their own blocks; every
-# two seconds the demo prints who owns what and which client holds which
-# address. Router 3 loses power at DEMO_KILL_AT seconds and comes back at
-# DEMO_RESTART_AT with its leases (state file). Ctrl-C (or DEMO_SECONDS) ends
-# it and removes everything.
+# The ddhcpd demo. Three routers on one mesh link (a bridge, like
+# batman-adv's bat0), each in its own network namespace with a client bridge
+# (br-client) carrying the mesh's anycast gateway 10.0.0.1, and two DHCP
+# clients (busybox udhcpc) behind it. The routers split the pool into blocks
+# by multicast and lease addresses from their own blocks. Every two seconds
+# the demo prints who owns which blocks and which client holds which address.
+#
+# The story:
+#   DEMO_ROAM_AT (20 s)     client r1-c1 walks to router r2 and renews: r2
+#                           forwards the renewal to r1 (the owner of its
+#                           address) and the client keeps its address
+#   DEMO_KILL_AT (35 s)     router r3 loses power; its clients keep their
+#                           addresses, its claims expire after 12 s
+#   DEMO_RESTART_AT (55 s)  r3 comes back with its leases (state file)
+# Ctrl-C (or DEMO_SECONDS) ends it and removes everything it created.
 set -euo pipefail
 
 bin=$(realpath "${1:-bin}")
-seconds=${DEMO_SECONDS:-0}        # 0: until Ctrl-C
-kill_at=${DEMO_KILL_AT:-30}
-restart_at=${DEMO_RESTART_AT:-50}
+seconds=${DEMO_SECONDS:-0} # 0: until Ctrl-C
+roam_at=${DEMO_ROAM_AT:-20}
+kill_at=${DEMO_KILL_AT:-35}
+restart_at=${DEMO_RESTART_AT:-55}
 pool=10.0.0.0/24
-exp=2                              # blocks of 4 addresses
-tag="ddd$$"                        # namespace prefix, unique per run
+exp=2     # blocks of 4 addresses
+tag="ddd$$" # namespace prefix, unique per run
 run=$(mktemp -d /tmp/ddhcpd-demo.XXXXXX)
 routers=(r1 r2 r3)
-declare -A pid
+clients=(r1-c1 r1-c2 r2-c1 r2-c2 r3-c1 r3-c2)
+declare -A pid at
 
 cleanup() {
 	trap - EXIT INT TERM
@@ -41,9 +50,6 @@ mkns() {
 	nsx "$1" sysctl -q -w net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
 }
 
-mkns hub
-nsx hub ip link add br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0
-nsx hub ip link set br0 up
 # Client hook: configure the address and remember it for the report.
 cat >"$run/udhcpc.sh" <<'SCRIPT'
 #!/bin/sh
@@ -51,13 +57,16 @@ case "$1" in
 bound|renew)
 	ip addr flush dev "$interface"
 	ip addr add "$ip/$mask" dev "$interface"
-	echo "$1 $ip $serverid" >"$STATE"
+	echo "$1 $ip" >"$STATE"
 	;;
 deconfig) ip addr flush dev "$interface"; echo "none" >"$STATE" ;;
 esac
 SCRIPT
 chmod +x "$run/udhcpc.sh"
 
+mkns hub
+nsx hub ip link add br0 type bridge mcast_snooping 0 stp_state 0 forward_delay 0
+nsx hub ip link set br0 up
 i=0
 for r in "${routers[@]}"; do
 	i=$((i + 1))
@@ -65,64 +74,67 @@ for r in "${routers[@]}"; do
 	ip link add bat0 netns "$tag-$r" type veth peer name "m$r" netns "$tag-hub"
 	nsx hub ip link set "m$r" master br0 up
 	nsx "$r" ip link set bat0 up
-	nsx "$r" ip link add br-client type bridge
-	nsx "$r" ip addr add "10.0.0.$i/24" dev br-client
+	nsx "$r" ip link add br-client type bridge stp_state 0 forward_delay 0
+	nsx "$r" ip link set br-client address "02:dd:00:00:00:0$i" # fixed, as on a router
+	nsx "$r" ip addr add 10.0.0.1/24 dev br-client             # the anycast gateway
 	nsx "$r" ip link set br-client up
-	for c in 1 2; do
-		mkns "$r-c$c"
-		ip link add "p$c" netns "$tag-$r" type veth peer name eth0 netns "$tag-$r-c$c"
-		nsx "$r" ip link set "p$c" master br-client up
-		nsx "$r-c$c" ip link set eth0 up
-	done
+done
+for c in "${clients[@]}"; do
+	r=${c%%-*}
+	mkns "$c"
+	port="p${c/-/}" # pr1c1: unique, so it can move to another router
+	ip link add "$port" netns "$tag-$r" type veth peer name eth0 netns "$tag-$c"
+	nsx "$r" ip link set "$port" master br-client up
+	nsx "$c" ip link set eth0 up
+	at[$c]=$r
 done
 
 start() {
 	local r=$1
 	# Not through nsx: a backgrounded function is a subshell, and $! must be
 	# the daemon itself ("ip netns exec" execs it).
-	# The routers' own addresses (10.0.0.1-3) are reserved on every router.
-	ip netns exec "$tag-$r" "$bin/ddhcpd" -i bat0 -c br-client -N "$pool" -b "$exp" -s 4 -B 12 -t 4 \
-		-inquire-interval 500ms -learning 3s -reserve 10.0.0.0/28 -lease-time 60s \
-		-C "$run/$r.sock" -state "$run/$r" -v \
+	ip netns exec "$tag-$r" "$bin/ddhcpd" -i bat0 -c br-client -server-id 10.0.0.1 \
+		-N "$pool" -b "$exp" -s 4 -B 12 -t 4 -inquire-interval 500ms -reserve 10.0.0.0/28 \
+		-lease-time 60s -C "$run/$r.sock" -state "$run/$r" -v \
 		</dev/null >>"$run/$r.log" 2>&1 &
 	pid[$r]=$!
-	echo ">>> $r starts (learning 3 s, then claims blocks of $((1 << exp)) for 4 spare leases)"
+	echo ">>> $r starts: fast join (SYNC), then claims blocks of $((1 << exp)) for 4 spare leases"
 }
 
 client() {
-	local r=$1 c=$2
-	STATE="$run/$r-c$c.lease" ip netns exec "$tag-$r-c$c" udhcpc -i eth0 -f -s "$run/udhcpc.sh" \
-		-x hostname:"$r-c$c" </dev/null >>"$run/$r-c$c.log" 2>&1 &
-	pid[$r-c$c]=$!
+	local c=$1
+	STATE="$run/$c.lease" ip netns exec "$tag-$c" udhcpc -i eth0 -f -s "$run/udhcpc.sh" \
+		-x hostname:"$c" </dev/null >>"$run/$c.log" 2>&1 &
+	pid[$c]=$!
 }
 
-# The clients' addresses as they see them.
-clients() {
+# The addresses of the clients plugged into router r, as they see them.
+clients_at() {
 	local r=$1 out="" c f
-	for c in 1 2; do
-		f=$run/$r-c$c.lease
+	for c in "${clients[@]}"; do
+		[ "${at[$c]}" = "$r" ] || continue
+		f=$run/$c.lease
 		if [ -s "$f" ] && [ "$(cut -d' ' -f1 "$f")" != none ]; then
-			out="$out c$c=$(cut -d' ' -f2 "$f")"
+			out="$out $c=$(cut -d' ' -f2 "$f")"
 		else
-			out="$out c$c=(waiting)"
+			out="$out $c=(waiting)"
 		fi
 	done
 	echo "$out"
 }
 
-# What a router owns, as CIDR blocks, and how many foreign claims it knows.
 report() {
 	local r=$1 sock=$run/$1.sock
 	if [ -z "${pid[$r]:-}" ] || ! kill -0 "${pid[$r]}" 2>/dev/null; then
-		printf '  %-3s  (down)\n' "$r"
+		printf '  %-3s  (down)                                                  clients:%s\n' "$r" "$(clients_at "$r")"
 		return
 	fi
-	local node owned known
+	local node owned leases
 	# The socket may not be up yet: empty answers are fine.
 	node=$("$bin/ddhcpctl" -C "$sock" status 2>/dev/null | awk '$1 == "node" {print $2}' || true)
 	owned=$("$bin/ddhcpctl" -C "$sock" blocks 2>/dev/null | awk -v len=$((32 - exp)) '$3 == "ours" {printf "%s/%s ", $2, len}' || true)
-	known=$("$bin/ddhcpctl" -C "$sock" blocks 2>/dev/null | awk '$3 == "claimed"' | wc -l || true)
-	printf '  %-3s  node %s  owns: %-28s knows %s claims of others; clients:%s\n' "$r" "${node:-?}" "${owned:-(nothing yet)}" "$known" "$(clients "$r")"
+	leases=$("$bin/ddhcpctl" -C "$sock" leases 2>/dev/null | awk '$2 == "assigned"' | wc -l || true)
+	printf '  %-3s  node %s  owns: %-28s %s leases  clients:%s\n' "$r" "${node:-?}" "${owned:-(nothing yet)}" "$leases" "$(clients_at "$r")"
 }
 
 # New interesting log lines since the last call.
@@ -134,8 +146,8 @@ events() {
 		n=$(wc -l <"$f")
 		if [ "$n" -gt "${seen[$r]:-0}" ]; then
 			tail -n +"$((${seen[$r]:-0} + 1))" "$f" | head -n "$((n - ${seen[$r]:-0}))" |
-				grep -E 'block owned|block lost|defended|learning phase ended|released|dhcp lease|state restored' |
-				sed -E "s/^time=[^ ]+ level=[A-Z]+ msg=/  $r: /" || true
+				grep -E 'block owned|block lost|defended|learning phase ended|released|dhcp lease|state restored|roamed' |
+				sed -E -e "s/^time=[^ ]+ level=[A-Z]+ msg=/  $r: /" -e 's/ (rtt|via|owner)=/ \1=/' || true
 			seen[$r]=$n
 		fi
 	done
@@ -143,14 +155,22 @@ events() {
 
 echo "ddhcpd demo: pool $pool in blocks of $((1 << exp)); logs in $run"
 start r1
-client r1 1
-client r1 2
+client r1-c1
+client r1-c2
 t0=$SECONDS
-started_r2=0 started_r3=0 killed=0 restarted=0
+started_r2=0 started_r3=0 roamed=0 killed=0 restarted=0
 while :; do
 	t=$((SECONDS - t0))
-	if [ $started_r2 = 0 ] && [ $t -ge 2 ]; then start r2; client r2 1; client r2 2; started_r2=1; fi
-	if [ $started_r3 = 0 ] && [ $t -ge 4 ]; then start r3; client r3 1; client r3 2; started_r3=1; fi
+	if [ $started_r2 = 0 ] && [ $t -ge 2 ]; then start r2; client r2-c1; client r2-c2; started_r2=1; fi
+	if [ $started_r3 = 0 ] && [ $t -ge 4 ]; then start r3; client r3-c1; client r3-c2; started_r3=1; fi
+	if [ $roamed = 0 ] && [ $t -ge "$roam_at" ]; then
+		echo ">>> r1-c1 walks from r1 to r2 and renews its lease"
+		nsx r1 ip link set pr1c1 netns "$tag-r2"
+		nsx r2 ip link set pr1c1 master br-client up
+		at[r1-c1]=r2
+		kill -USR1 "${pid[r1-c1]}" 2>/dev/null || true # udhcpc: renew now
+		roamed=1
+	fi
 	if [ $killed = 0 ] && [ $t -ge "$kill_at" ]; then
 		kill -9 "${pid[r3]}" 2>/dev/null || true
 		wait "${pid[r3]}" 2>/dev/null || true

@@ -315,7 +315,7 @@ func (d *Daemon) housekeeping() {
 	if at, ok := d.leases.NextExpiry(); ok && at <= now {
 		for _, l := range d.leases.Reclaim(now, reclaimBatch) {
 			d.count("lease.reclaimed")
-			d.log.Debug("lease expired", "addr", l.Addr, "hw", l.HW)
+			d.log.Debug("lease expired", "addr", l.Addr, "hw", l.HW.String())
 			d.state.dirty = true
 		}
 	}

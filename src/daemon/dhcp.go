@@ -51,7 +51,7 @@ func (d *Daemon) decide(req dhcp4.Request, park bool) {
 	for _, ev := range dec.Events {
 		d.count("dhcp.event." + string(ev.Kind))
 		d.state.dirty = true
-		d.log.Info("dhcp "+string(ev.Kind), "addr", ev.Addr, "hw", ev.HW, "hostname", ev.Hostname)
+		d.log.Info("dhcp "+string(ev.Kind), "addr", ev.Addr, "hw", ev.HW.String(), "hostname", ev.Hostname)
 		args := []string{string(ev.Kind), ev.Addr.String(), ev.HW.String()}
 		if ev.Hostname != "" {
 			args = append(args, ev.Hostname)

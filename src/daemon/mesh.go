@@ -55,14 +55,15 @@ func (d *Daemon) handleMesh(p netio.Packet) {
 	}
 }
 
-// Fast join (SPEC §6): while learning, the node multicasts SYNC on the
-// extension port, twice a second apart in case one is lost; every node that
-// hears it re-announces its claims, and learning ends once claims have been
-// quiet for the sync-quiet time.
+// Fast join (SPEC §6): a starting node multicasts SYNC on the extension
+// port, twice a second apart in case one is lost; every node that hears it
+// re-announces its claims, and learning ends once claims have been quiet for
+// the sync-quiet time. A node that skips learning (-L) sends it too, so its
+// table fills at once instead of at the owners' next refreshes.
 const syncRepeat = time.Second
 
 func (d *Daemon) wantSync() bool {
-	return d.cfg.SyncQuiet > 0 && d.eng.Learning() && d.syncs < 2
+	return d.cfg.SyncQuiet > 0 && d.syncs < 2
 }
 
 func (d *Daemon) sync(now time.Duration) {

@@ -184,7 +184,7 @@ func (d *Daemon) ownerSide(now time.Duration, src netip.Addr, m *wire.Message, a
 		if d.dhcp.OwnerRelease(now, a, hw) {
 			d.state.dirty = true
 			d.runHook("release", a.String(), hw.String())
-			d.log.Info("roamed client released its lease", "addr", a, "hw", hw, "via", src)
+			d.log.Info("roamed client released its lease", "addr", a, "hw", hw.String(), "via", src)
 		}
 		return
 	}
@@ -208,7 +208,7 @@ func (d *Daemon) ownerSide(now time.Duration, src netip.Addr, m *wire.Message, a
 		d.count("roam.owner.nak")
 	}
 	for _, ev := range events {
-		d.log.Info("lease renewed for a roamed client", "addr", ev.Addr, "hw", ev.HW, "via", src)
+		d.log.Info("lease renewed for a roamed client", "addr", ev.Addr, "hw", ev.HW.String(), "via", src)
 	}
 	b, err := reply.Encode()
 	if err != nil {
@@ -247,7 +247,7 @@ func (d *Daemon) requesterSide(now time.Duration, src netip.Addr, m *wire.Messag
 	d.send(p.req, dec)
 	for _, ev := range dec.Events {
 		d.runHook(string(ev.Kind), ev.Addr.String(), ev.HW.String())
-		d.log.Info("roamed renewal acknowledged by the owner", "addr", ev.Addr, "hw", ev.HW, "owner", src, "rtt", rtt)
+		d.log.Info("roamed renewal acknowledged by the owner", "addr", ev.Addr, "hw", ev.HW.String(), "owner", src, "rtt", rtt)
 	}
 }
 

@@ -25,20 +25,32 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 	cmd := exec.Command("../../scripts/demo.sh", dir)
-	cmd.Env = append(cmd.Environ(), "DEMO_SECONDS=14", "DEMO_KILL_AT=1000")
+	cmd.Env = append(cmd.Environ(), "DEMO_SECONDS=16", "DEMO_ROAM_AT=9", "DEMO_KILL_AT=1000")
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
-	// The last report: three routers, each owning blocks, two clients each.
 	text := string(out)
+	// The report before the walk, and the last one: every router owns
+	// blocks, every client has an address; r1-c1 is at r2 with the
+	// address it had at r1.
+	before := text[:strings.Index(text, ">>> r1-c1 walks")]
+	before = before[strings.LastIndex(before, "\n["):]
 	last := text[strings.LastIndex(text, "\n["):]
 	for _, r := range []string{"r1", "r2", "r3"} {
-		re := regexp.MustCompile(`(?m)^  ` + r + `\s+node [0-9a-f]{16}\s+owns: 10\.0\.0\.\d+/30.* clients: c1=10\.0\.0\.\d+ c2=10\.0\.0\.\d+$`)
+		re := regexp.MustCompile(`(?m)^  ` + r + `\s+node [0-9a-f]{16}\s+owns: 10\.0\.0\.\d+/30.*clients:( r\d-c\d=10\.0\.0\.\d+)+$`)
 		if !re.MatchString(last) {
-			t.Errorf("%s: no blocks or clients without addresses in the last report:\n%s", r, last)
+			t.Errorf("%s: no blocks or a client without an address in the last report:\n%s", r, last)
 		}
+	}
+	addr := regexp.MustCompile(`r1-c1=(10\.0\.0\.\d+)`)
+	was, now := addr.FindStringSubmatch(before), addr.FindStringSubmatch(last)
+	if was == nil || now == nil || was[1] != now[1] || !regexp.MustCompile(`(?m)^  r2 .*r1-c1=`).MatchString(last) {
+		t.Errorf("r1-c1 did not keep its address at r2: before %v, after %v\n%s", was, now, last)
+	}
+	if !strings.Contains(text, "roamed renewal acknowledged by the owner") {
+		t.Errorf("no roamed renewal in the demo output:\n%s", text)
 	}
 	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), "ddd") {
 		t.Errorf("demo left namespaces behind:\n%s", out)

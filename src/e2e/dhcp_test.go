@@ -19,7 +19,7 @@ import (
 // dhcpLab is one router serving DHCP on several client links, each with a
 // client namespace behind it.
 type dhcpLab struct {
-	t       *testing.T
+	t       testing.TB
 	lab     *nettest.Lab
 	bin     string
 	probe   string
@@ -37,7 +37,7 @@ const (
 	gatewayAddr = "10.0.0.254"
 )
 
-func newDHCPLab(t *testing.T, clients int, extra ...string) *dhcpLab {
+func newDHCPLab(t testing.TB, clients int, extra ...string) *dhcpLab {
 	t.Helper()
 	nettest.RequireRoot(t)
 	l := &dhcpLab{t: t, lab: nettest.New(t), dir: t.TempDir()}
@@ -86,8 +86,9 @@ type probeResult struct {
 	Yiaddr  string            `json:"yiaddr"`
 	Ciaddr  string            `json:"ciaddr"`
 	Server  string            `json:"server"`
-	Options map[string]string `json:"options"`
-	Error   string            `json:"error"`
+	Options map[string]string  `json:"options"`
+	Timing  map[string]float64 `json:"timing"`
+	Error   string             `json:"error"`
 }
 
 // run runs the probe in client namespace k.
@@ -153,7 +154,7 @@ func eventAddr(log, event string) string {
 	return ""
 }
 
-func waitFile(t *testing.T, path, substr string, limit time.Duration) string {
+func waitFile(t testing.TB, path, substr string, limit time.Duration) string {
 	t.Helper()
 	var b []byte
 	eventually(t, limit, "'"+substr+"' in "+filepath.Base(path), func() error {
@@ -415,7 +416,7 @@ func TestMalformedInput(t *testing.T) {
 
 // discoverBytes is a minimal DISCOVER from 02:00:00:00:0e:01 with extra
 // options before END.
-func discoverBytes(t *testing.T, extra []byte) []byte {
+func discoverBytes(t testing.TB, extra []byte) []byte {
 	b := make([]byte, 240)
 	b[0], b[1], b[2] = 1, 1, 6
 	copy(b[4:], []byte{9, 9, 9, 9})

@@ -29,13 +29,13 @@ type router struct {
 // with a client link each ("client0", whose far end sits in a client
 // namespace).
 type mesh struct {
-	t       *testing.T
+	t       testing.TB
 	lab     *nettest.Lab
 	bin     string
 	routers []*router
 }
 
-func newMesh(t *testing.T, n int, args ...string) *mesh {
+func newMesh(t testing.TB, n int, args ...string) *mesh {
 	t.Helper()
 	nettest.RequireRoot(t)
 	m := &mesh{t: t, lab: nettest.New(t), bin: nettest.BuildBinary(t, "ddhcpd/src/cmd/ddhcpd")}
@@ -65,7 +65,7 @@ func (m *mesh) start(r *router, extra ...string) {
 	r.proc = r.ns.Start(m.bin, append(slices.Clone(r.args), extra...)...)
 }
 
-func (r *router) blocks(t *testing.T) []control.Block {
+func (r *router) blocks(t testing.TB) []control.Block {
 	t.Helper()
 	var rows []control.Block
 	if err := control.Call(r.sock, "blocks", nil, &rows); err != nil {
@@ -74,7 +74,7 @@ func (r *router) blocks(t *testing.T) []control.Block {
 	return rows
 }
 
-func (r *router) status(t *testing.T) (control.Status, error) {
+func (r *router) status(t testing.TB) (control.Status, error) {
 	var st control.Status
 	err := control.Call(r.sock, "status", nil, &st)
 	return st, err
@@ -150,7 +150,7 @@ func (v view) consistent(ids map[string]string) error {
 }
 
 // eventually polls cond every 200 ms until it returns nil or the time is up.
-func eventually(t *testing.T, limit time.Duration, what string, cond func() error) {
+func eventually(t testing.TB, limit time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	var err error
@@ -163,7 +163,7 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() erro
 	t.Fatalf("%s: not reached within %v: %v", what, limit, err)
 }
 
-func (m *mesh) ids(t *testing.T, live []*router) map[string]string {
+func (m *mesh) ids(t testing.TB, live []*router) map[string]string {
 	ids := map[string]string{}
 	for _, r := range live {
 		eventually(t, 10*time.Second, r.name+" answers", func() error {

@@ -19,7 +19,7 @@ import (
 // (br-client) carrying the anycast gateway 10.0.0.1, as Freifunk routers do,
 // and clients whose link can be moved from one router's bridge to another's.
 type meshLab struct {
-	t       *testing.T
+	t       testing.TB
 	lab     *nettest.Lab
 	bin     string
 	probe   string
@@ -43,7 +43,7 @@ type labClient struct {
 	port string     // the link's far end, in the router's namespace
 }
 
-func newMeshLab(t *testing.T, routers []string, args ...string) *meshLab {
+func newMeshLab(t testing.TB, routers []string, args ...string) *meshLab {
 	t.Helper()
 	nettest.RequireRoot(t)
 	m := &meshLab{t: t, lab: nettest.New(t), dir: t.TempDir(),
@@ -112,7 +112,7 @@ func (m *meshLab) probeRun(client string, args ...string) probeResult {
 	return r
 }
 
-func (r *labRouter) stats(t *testing.T) control.Stats {
+func (r *labRouter) stats(t testing.TB) control.Stats {
 	t.Helper()
 	var st control.Stats
 	if err := control.Call(r.sock, "stats", nil, &st); err != nil {
@@ -121,7 +121,7 @@ func (r *labRouter) stats(t *testing.T) control.Stats {
 	return st
 }
 
-func (r *labRouter) lease(t *testing.T, addr string) (control.Lease, bool) {
+func (r *labRouter) lease(t testing.TB, addr string) (control.Lease, bool) {
 	t.Helper()
 	var rows []control.Lease
 	if err := control.Call(r.sock, "leases", nil, &rows); err != nil {
@@ -153,7 +153,7 @@ func (m *meshLab) knows(r, owner *labRouter) {
 	})
 }
 
-func (r *labRouter) owns(t *testing.T) []uint32 {
+func (r *labRouter) owns(t testing.TB) []uint32 {
 	var rows []control.Block
 	control.Call(r.sock, "blocks", nil, &rows)
 	var out []uint32
@@ -235,7 +235,7 @@ case "$1" in bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;; esac
 
 // renewCommands reads the command byte (UDP payload offset 14) of every
 // datagram in a `tcpdump -x` capture of IPv6/UDP.
-func renewCommands(t *testing.T, path string) []byte {
+func renewCommands(t testing.TB, path string) []byte {
 	b, _ := os.ReadFile(path)
 	var cmds []byte
 	var hexs strings.Builder

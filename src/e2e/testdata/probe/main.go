@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,8 +26,9 @@ type result struct {
 	Yiaddr  string            `json:"yiaddr,omitempty"`
 	Ciaddr  string            `json:"ciaddr,omitempty"`
 	Server  string            `json:"server,omitempty"`
-	Options map[string]string `json:"options,omitempty"` // code -> hex
-	Error   string            `json:"error,omitempty"`
+	Options map[string]string  `json:"options,omitempty"` // code -> hex
+	Timing  map[string]float64 `json:"timing,omitempty"`  // renew-loop: microseconds
+	Error   string             `json:"error,omitempty"`
 }
 
 func main() {
@@ -134,6 +136,31 @@ func run(iface, macFlag, cid, prl, addr, server, state string, timeout time.Dura
 			return exchange(dhcpv4.MessageTypeRequest, bcast, dhcpv4.WithClientIP(ip))
 		}
 		return result{}, fmt.Errorf("unknown state %q", state)
+	case "renew-loop":
+		// N unicast renewals of addr, each timed from send to answer.
+		n, _ := strconv.Atoi(args[len(args)-1])
+		var rtts []float64
+		for range n {
+			m, err := dhcpv4.New(append([]dhcpv4.Modifier{dhcpv4.WithHwAddr(hw),
+				dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), dhcpv4.WithClientIP(ip)}, mods...)...)
+			if err != nil {
+				return result{}, err
+			}
+			t0 := time.Now()
+			reply, err := c.SendAndRead(ctx, &net.UDPAddr{IP: sid, Port: 67}, m, nclient4.IsMessageType(dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak))
+			if err != nil || reply.MessageType() != dhcpv4.MessageTypeAck {
+				continue
+			}
+			rtts = append(rtts, float64(time.Since(t0).Microseconds()))
+			ctx, cancel = context.WithTimeout(context.Background(), 3*timeout)
+			defer cancel()
+		}
+		if len(rtts) == 0 {
+			return result{Type: "none"}, nil
+		}
+		slices.Sort(rtts)
+		pct := func(p float64) float64 { return rtts[min(len(rtts)-1, int(p*float64(len(rtts))))] }
+		return result{Type: "ACK", Timing: map[string]float64{"n": float64(len(rtts)), "p50": pct(0.5), "p99": pct(0.99), "max": rtts[len(rtts)-1]}}, nil
 	case "inform":
 		return exchange(dhcpv4.MessageTypeInform, bcast, dhcpv4.WithClientIP(ip))
 	case "release", "decline":
