@@ -82,10 +82,10 @@ func (l *dhcpLab) start() {
 
 // probeResult is what the probe prints.
 type probeResult struct {
-	Type    string            `json:"type"`
-	Yiaddr  string            `json:"yiaddr"`
-	Ciaddr  string            `json:"ciaddr"`
-	Server  string            `json:"server"`
+	Type    string             `json:"type"`
+	Yiaddr  string             `json:"yiaddr"`
+	Ciaddr  string             `json:"ciaddr"`
+	Server  string             `json:"server"`
 	Options map[string]string  `json:"options"`
 	Timing  map[string]float64 `json:"timing"`
 	Error   string             `json:"error"`

@@ -22,10 +22,10 @@ import (
 )
 
 type result struct {
-	Type    string            `json:"type"` // OFFER, ACK, NAK or none
-	Yiaddr  string            `json:"yiaddr,omitempty"`
-	Ciaddr  string            `json:"ciaddr,omitempty"`
-	Server  string            `json:"server,omitempty"`
+	Type    string             `json:"type"` // OFFER, ACK, NAK or none
+	Yiaddr  string             `json:"yiaddr,omitempty"`
+	Ciaddr  string             `json:"ciaddr,omitempty"`
+	Server  string             `json:"server,omitempty"`
 	Options map[string]string  `json:"options,omitempty"` // code -> hex
 	Timing  map[string]float64 `json:"timing,omitempty"`  // renew-loop: microseconds
 	Error   string             `json:"error,omitempty"`
