@@ -1,5 +1,7 @@
 package control
 
+import "encoding/json"
+
 // Status is the result of "status".
 type Status struct {
 	Node          string   `json:"node"`
@@ -55,3 +57,63 @@ type Block struct {
 
 // Stats is the result of "stats": counters by name.
 type Stats map[string]uint64
+
+// Options is the result of "options": the DHCP options in force.
+type Options struct {
+	DHCP      bool         `json:"dhcp"`       // false with -S: nothing is served
+	LeaseTime int64        `json:"lease_time"` // seconds
+	Options   []OptionInfo `json:"options"`    // by code
+}
+
+// OptionInfo is one DHCP option in force. Type and Value are the option
+// decoded as well as its code allows, in the form "option_set" takes back
+// (type "hex" when nothing better fits).
+type OptionInfo struct {
+	Code    uint8  `json:"code"`
+	Name    string `json:"name,omitempty"`
+	Len     int    `json:"len"`
+	Hex     string `json:"hex"`
+	Type    string `json:"type"`
+	Value   string `json:"value"`
+	Always  bool   `json:"always"`            // sent even when the client does not ask
+	Derived bool   `json:"derived,omitempty"` // set by the server, not configured
+}
+
+// OptionSetArgs are the arguments of "option_set". The value is given in
+// exactly one form: Hex; Type and Value (types ip, ips, u8, u16, u32,
+// string, hex, bool); or C, the C ddhcpd's CODE:LEN:B1.B2... form, which
+// carries its own code. Always nil keeps the always-send flag of the option
+// replaced (false for a new one). Code 51 sets the lease time.
+type OptionSetArgs struct {
+	Code   int    `json:"code,omitempty"`
+	Hex    string `json:"hex,omitempty"`
+	Type   string `json:"type,omitempty"`
+	Value  string `json:"value,omitempty"`
+	C      string `json:"c,omitempty"`
+	Always *bool  `json:"always,omitempty"`
+}
+
+// OptionRemoveArgs are the arguments of "option_remove".
+type OptionRemoveArgs struct {
+	Code int `json:"code"`
+}
+
+// LogLevelArgs are the arguments of "loglevel": Level is a JSON string
+// (debug, info, warn, warning, error, or a digit) or a number in the C
+// ddhcpd's numbering (0 fatal and 1 error: error, 2 warning, 3 info, 4
+// debug). Without it the level is only reported.
+type LogLevelArgs struct {
+	Level json.RawMessage `json:"level,omitempty"`
+}
+
+// LogLevel is the result of "loglevel".
+type LogLevel struct {
+	Level  string `json:"level"`   // debug, info, warn or error
+	CLevel int    `json:"c_level"` // the C ddhcpd's number: 1 error .. 4 debug
+}
+
+// Tree is the result of "tree", the spanning-tree overlay's state. The
+// overlay does not exist yet: the daemon answers {"enabled": false}.
+type Tree struct {
+	Enabled bool `json:"enabled"`
+}

@@ -11,13 +11,16 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"ddhcpd/src/claim"
 	"ddhcpd/src/config"
 	"ddhcpd/src/control"
 	"ddhcpd/src/dhcp4"
+	"ddhcpd/src/hook"
 	"ddhcpd/src/lease"
 	"ddhcpd/src/netio"
 	"ddhcpd/src/pool"
@@ -61,8 +64,9 @@ type Daemon struct {
 	syncs    int           // SYNCs sent while learning
 	nextSync time.Duration // when to send the next one
 
-	// hook runs the -H command for events; nil without -H.
-	hook interface{ Run(args ...string) }
+	// hook runs the -H command for events; nil without -H (a nil Runner
+	// does nothing).
+	hook *hook.Runner
 
 	state stateWriter
 }
@@ -148,6 +152,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		if err != nil {
 			return err
 		}
+	}
+	if cfg.Hook != "" {
+		if d.hook, err = hook.New(hook.Config{Path: cfg.Hook, Logger: log.With("part", "hook")}); err != nil {
+			return err
+		}
+		defer d.hook.Close()
 	}
 	d.state = newStateWriter(cfg)
 	d.restore()
@@ -346,11 +356,10 @@ func (d *Daemon) next() time.Duration {
 func (d *Daemon) count(name string) { d.stats[name]++ }
 
 // runHook runs the -H command with args, without waiting for it.
-func (d *Daemon) runHook(args ...string) {
-	if d.hook != nil {
-		d.hook.Run(args...)
-	}
-}
+func (d *Daemon) runHook(args ...string) { d.hook.Run(args...) }
+
+// hookMAC prints a MAC for the hook as the C ddhcpd does: upper case.
+func hookMAC(hw net.HardwareAddr) string { return strings.ToUpper(hw.String()) }
 
 // flush sends what the engine produced and applies its events.
 func (d *Daemon) flush() {

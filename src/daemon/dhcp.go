@@ -52,7 +52,7 @@ func (d *Daemon) decide(req dhcp4.Request, park bool) {
 		d.count("dhcp.event." + string(ev.Kind))
 		d.state.dirty = true
 		d.log.Info("dhcp "+string(ev.Kind), "addr", ev.Addr, "hw", ev.HW.String(), "hostname", ev.Hostname)
-		args := []string{string(ev.Kind), ev.Addr.String(), ev.HW.String()}
+		args := []string{string(ev.Kind), ev.Addr.String(), hookMAC(ev.HW)}
 		if ev.Hostname != "" {
 			args = append(args, ev.Hostname)
 		}

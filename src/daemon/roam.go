@@ -183,7 +183,7 @@ func (d *Daemon) ownerSide(now time.Duration, src netip.Addr, m *wire.Message, a
 		d.count("roam.rx.release")
 		if d.dhcp.OwnerRelease(now, a, hw) {
 			d.state.dirty = true
-			d.runHook("release", a.String(), hw.String())
+			d.runHook("release", a.String(), hookMAC(hw))
 			d.log.Info("roamed client released its lease", "addr", a, "hw", hw.String(), "via", src)
 		}
 		return
@@ -246,9 +246,19 @@ func (d *Daemon) requesterSide(now time.Duration, src netip.Addr, m *wire.Messag
 	}
 	d.send(p.req, dec)
 	for _, ev := range dec.Events {
-		d.runHook(string(ev.Kind), ev.Addr.String(), ev.HW.String())
+		d.runHook(string(ev.Kind), ev.Addr.String(), hookMAC(ev.HW))
 		d.log.Info("roamed renewal acknowledged by the owner", "addr", ev.Addr, "hw", ev.HW.String(), "owner", src, "rtt", rtt)
 	}
+}
+
+// rttPercentiles returns the p50 and p99 of recent roamed round trips.
+func (d *Daemon) rttPercentiles() (p50, p99 time.Duration, n int) {
+	if len(d.roam.rtt) == 0 {
+		return 0, 0, 0
+	}
+	s := slices.Clone(d.roam.rtt)
+	slices.Sort(s)
+	return s[len(s)/2], s[min(len(s)-1, len(s)*99/100)], len(s)
 }
 
 // handOver offers the live leases of a block we lost to its new owner, so it

@@ -475,3 +475,40 @@ func TestNoPortUnreachable(t *testing.T) {
 		return nil
 	})
 }
+
+// TestHook: -H runs the hook with the event and its arguments as argv: a
+// hostname full of shell syntax arrives verbatim and runs nothing.
+func TestHook(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "hook.log")
+	script := filepath.Join(dir, "hook.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s|' \"$@\" >> "+log+"\necho >> "+log+"\n"), 0o755)
+	l := newDHCPLab(t, 1, "-H", script)
+	l.start()
+	// No spaces (udhcpc's -x splits at them); a shell would expand ${IFS}.
+	evil := "x;$(touch${IFS}" + filepath.Join(dir, "pwned") + ");`id`"
+	r := l.run(0, "-mac", "02:00:00:00:0f:01", "dora")
+	if r.Type != "ACK" {
+		t.Fatalf("%+v", r)
+	}
+	// The probe sends no hostname; use a RELEASE and a named client instead.
+	l.run(0, "-mac", "02:00:00:00:0f:01", "-addr", r.Yiaddr, "-server", labServerID, "release")
+	got := waitFile(t, log, "release|"+r.Yiaddr+"|02:00:00:00:0F:01|", 5*time.Second)
+	for _, want := range []string{"endlearning|", "blockowned|", "lease|" + r.Yiaddr + "|02:00:00:00:0F:01|"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("hook log lacks %q:\n%s", want, got)
+		}
+	}
+	// A hostname with shell syntax (option 12) is passed as one argument.
+	if _, err := l.clients[0].Run(t.Context(), "udhcpc", "-i", "eth0", "-q", "-n", "-t", "3", "-T", "1",
+		"-s", "/bin/true", "-x", "hostname:"+evil); err != nil {
+		t.Fatalf("udhcpc: %v", err)
+	}
+	got = waitFile(t, log, evil+"|", 5*time.Second)
+	if _, err := os.Stat(filepath.Join(dir, "pwned")); err == nil {
+		t.Fatal("the hostname was run by a shell")
+	}
+	if st := l.stats(); st["hook.started"] < 4 || st["hook.failed"] != 0 {
+		t.Errorf("hook stats %v", st)
+	}
+}

@@ -40,7 +40,11 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "ddhcpd: %v\n", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// The level can change at run time ("ddhcpctl loglevel", C "-v N"): the
+	// daemon finds the variable through the handler's LevelVar method.
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	log := slog.New(levelHandler{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}), level})
 	// SIGHUP's default action would kill the daemon; reloading comes with UCI.
 	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -51,3 +55,11 @@ func run(args []string) int {
 	}
 	return 0
 }
+
+// levelHandler is a log handler with a run-time level the daemon can set.
+type levelHandler struct {
+	slog.Handler
+	level *slog.LevelVar
+}
+
+func (h levelHandler) LevelVar() *slog.LevelVar { return h.level }
