@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/hex"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -342,7 +343,13 @@ func TestRestartKeepsLeases(t *testing.T) {
 		} else {
 			l.proc.Kill()
 		}
+		started := time.Now()
 		l.start()
+		fresh := l.run(0, "-mac", fmt.Sprintf("02:00:00:00:0d:%02x", len(how)+10), "dora")
+		if fresh.Type != "ACK" {
+			t.Fatalf("after %s: no new lease: %+v", how, fresh)
+		}
+		t.Logf("after %s: first new lease %v after the start (blocks restored from the state file)", how, time.Since(started).Round(time.Millisecond))
 		r := l.run(0, "-mac", "02:00:00:00:0d:01", "-addr", a.Yiaddr, "-server", labServerID, "-state", "renew", "request")
 		if r.Type != "ACK" || r.Yiaddr != a.Yiaddr {
 			t.Fatalf("after %s: renewal got %+v, had %s", how, r, a.Yiaddr)
@@ -510,5 +517,48 @@ func TestHook(t *testing.T) {
 	}
 	if st := l.stats(); st["hook.started"] < 4 || st["hook.failed"] != 0 {
 		t.Errorf("hook stats %v", st)
+	}
+}
+
+// TestControl: every control command against a running daemon, bad
+// requests get error objects, and the daemon keeps serving.
+func TestControl(t *testing.T) {
+	l := newDHCPLab(t, 1)
+	l.start()
+	if st, err := os.Stat(l.sock); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode: %v %v", st.Mode(), err)
+	}
+	for _, c := range []struct {
+		cmd  string
+		args any
+	}{
+		{"status", nil}, {"blocks", nil}, {"leases", nil}, {"stats", nil}, {"options", nil},
+		{"option_set", map[string]any{"code": 42, "type": "ip", "value": "10.0.0.253"}},
+		{"option_remove", map[string]any{"code": 42}},
+		{"loglevel", map[string]any{"level": "info"}}, {"loglevel", nil},
+		{"stats_reset", nil}, {"tree", nil},
+	} {
+		var out json.RawMessage
+		if err := control.Call(l.sock, c.cmd, c.args, &out); err != nil {
+			t.Errorf("%s: %v", c.cmd, err)
+		}
+	}
+	for _, bad := range []struct {
+		cmd  string
+		args any
+		code string
+	}{
+		{"nonsense", nil, control.CodeUnknownCommand},
+		{"option_set", map[string]any{"code": 54, "hex": "0a000001"}, "bad_args"},
+		{"option_set", map[string]any{"bogus": 1}, "bad_args"},
+		{"loglevel", map[string]any{"level": "loud"}, "bad_args"},
+	} {
+		var ce *control.Error
+		if err := control.Call(l.sock, bad.cmd, bad.args, nil); !errors.As(err, &ce) || ce.Code != bad.code {
+			t.Errorf("%s %v: %v, want %s", bad.cmd, bad.args, err, bad.code)
+		}
+	}
+	if r := l.run(0, "dora"); r.Type != "ACK" {
+		t.Fatalf("daemon stopped serving: %+v", r)
 	}
 }
