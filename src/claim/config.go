@@ -24,7 +24,7 @@ type Config struct {
 	NeedlessTimeout  time.Duration // unused surplus block is released after this
 	LearningTime     time.Duration // no claiming before this has passed since start
 	TickInterval     time.Duration // housekeeping cadence (spare and needless checks)
-	MaxBlocks        int           // owned plus claiming blocks at most; 0 means no cap
+	MaxBlocks        int           // owned plus claiming blocks at most; 0 means AutoMaxBlocks, -1 no cap
 	// AnnounceGap limits how often one block is announced in answer to
 	// inquiries and conflicts, so a flood of inquiries cannot make us flood.
 	AnnounceGap time.Duration
@@ -118,8 +118,23 @@ func (c Config) Validate() error {
 	if c.TickInterval <= 0 || c.NeedlessTimeout < 0 || c.LearningTime < 0 || c.AnnounceGap < 0 {
 		errs = append(errs, errors.New("tick interval must be positive; needless timeout, learning time and announce gap must not be negative"))
 	}
-	if c.MaxBlocks < 0 {
-		errs = append(errs, fmt.Errorf("max blocks %d: must not be negative", c.MaxBlocks))
+	if c.MaxBlocks < -1 {
+		errs = append(errs, fmt.Errorf("max blocks %d: want -1 (no cap), 0 (automatic) or a count", c.MaxBlocks))
 	}
 	return errors.Join(errs...)
+}
+
+// AutoCapAddresses is what the automatic cap lets a node hold: enough for a
+// busy router's clients, far below a pool a DISCOVER flood could drain.
+const AutoCapAddresses = 256
+
+// AutoMaxBlocks is the default cap on blocks owned or being claimed: room
+// for AutoCapAddresses addresses (or four times the spare leases, if more),
+// but never more than half the pool, so a DHCP starvation attack with random
+// MACs cannot make one node claim the whole pool. Operators of routers with
+// more clients raise it with -max-blocks.
+func AutoMaxBlocks(spare, blockSize int, numBlocks uint32) int {
+	addrs := max(AutoCapAddresses, 4*spare)
+	n := (addrs + blockSize - 1) / blockSize
+	return max(1, min(n, int(numBlocks/2)))
 }

@@ -172,6 +172,12 @@ func New(cfg Config, p *pool.Pool, rng *rand.Rand, now time.Duration) (*Engine, 
 	if rng == nil {
 		return nil, errors.New("claim: no random source")
 	}
+	switch cfg.MaxBlocks {
+	case 0:
+		cfg.MaxBlocks = AutoMaxBlocks(cfg.SpareLeases, p.BlockSize(), p.NumBlocks())
+	case -1:
+		cfg.MaxBlocks = 0 // no cap
+	}
 	e := &Engine{
 		cfg:        cfg,
 		pool:       p,

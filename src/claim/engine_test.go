@@ -813,3 +813,31 @@ func TestSyncRequested(t *testing.T) {
 		t.Errorf("%d claims within the jitter after a SYNC", len(c))
 	}
 }
+
+func TestAutoMaxBlocks(t *testing.T) {
+	tests := []struct {
+		spare, size int
+		blocks      uint32
+		want        int
+	}{
+		{2, 32, 8, 4},        // /24 of 32s: half the pool
+		{2, 4, 1024, 64},     // the Freifunk /20 of 4s: 256 addresses
+		{2000, 128, 512, 63}, // a big spare raises it
+		{1, 1, 2, 1},         // tiny pools keep one block
+	}
+	for _, tt := range tests {
+		if got := claim.AutoMaxBlocks(tt.spare, tt.size, tt.blocks); got != tt.want {
+			t.Errorf("AutoMaxBlocks(%d, %d, %d) = %d, want %d", tt.spare, tt.size, tt.blocks, got, tt.want)
+		}
+	}
+	// The engine applies it when MaxBlocks is 0: a huge demand stops at the cap.
+	p := testPool(t, "10.0.0.0/16", 2)
+	cfg := baseConfig(id(9), p)
+	n := newNode(t, cfg, p, 1)
+	n.endLearning()
+	n.e.Demand(n.now, 100000)
+	n.run(10*time.Second, nil)
+	if got := len(n.e.Owned()); got != 64 {
+		t.Errorf("owned %d blocks under unbounded demand, want the automatic cap 64", got)
+	}
+}

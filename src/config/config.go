@@ -138,7 +138,8 @@ const Usage = `usage: ddhcpd [flags]
                          after our SYNC (default 2s)
   -no-sync               no fast join: learn for the whole learning phase, like C nodes
   -inquire-interval DUR  spacing of inquiries for a block (default 1s)
-  -max-blocks N          own at most N blocks (default 0: no cap)
+  -max-blocks N          own at most N blocks (default 0: automatic, room for 256
+                         addresses and at most half the pool; -1: no cap)
   -server-id IP          DHCP server identifier (default: the client interface's address)
   -lease-time DUR        lease time (default 5m; -o 51:4:... sets it too, as in the C ddhcpd)
   -probation DUR         how long a declined address is not handed out (default 1h)
@@ -264,7 +265,7 @@ func Parse(args []string) (Config, error) {
 	fs.Func("sync-quiet", "", duration(&c.SyncQuiet))
 	fs.BoolFunc("no-sync", "", func(string) error { c.SyncQuiet = 0; return nil })
 	fs.Func("inquire-interval", "", duration(&c.InquireInterval))
-	fs.Func("max-blocks", "", integer(&c.MaxBlocks, 0, 1<<22))
+	fs.Func("max-blocks", "", integer(&c.MaxBlocks, -1, 1<<22))
 	fs.Func("server-id", "", func(s string) error {
 		a, err := netip.ParseAddr(s)
 		if err != nil || !a.Is4() || a.IsUnspecified() {

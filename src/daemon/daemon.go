@@ -148,6 +148,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 			LeaseTime: cfg.LeaseTime,
 			Probation: cfg.Probation,
 			Options:   d.options(),
+			Reserve:   max(2, cfg.SpareLeases/4),
 		}, d.leases, blockView{d})
 		if err != nil {
 			return err

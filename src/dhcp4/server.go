@@ -35,6 +35,10 @@ type Config struct {
 	OfferHold time.Duration
 	Probation time.Duration
 	Options   []Option // configured options
+	// Reserve is how many free addresses are kept for clients that are
+	// known or repeat their DISCOVER: first-time clients (a random-MAC
+	// flood) cannot take them.
+	Reserve int
 }
 
 // Option is a configured DHCP option. Always options are sent even when the
@@ -166,6 +170,7 @@ type Server struct {
 	leases *lease.Table
 	pool   *pool.Pool
 	blocks Blocks
+	admit  *Admission
 }
 
 // New makes a server. The server id is required.
@@ -188,8 +193,11 @@ func New(cfg Config, t *lease.Table, b Blocks) (*Server, error) {
 	if cfg.LeaseTime < 10*time.Second || cfg.LeaseTime > 0xffffffff*time.Second {
 		return nil, fmt.Errorf("dhcp4: lease time %v out of range", cfg.LeaseTime)
 	}
-	return &Server{cfg: cfg, leases: t, pool: t.Pool(), blocks: b}, nil
+	return &Server{cfg: cfg, leases: t, pool: t.Pool(), blocks: b, admit: NewAdmission()}, nil
 }
+
+// Admission is the limit on unknown clients, for tuning and counters.
+func (s *Server) Admission() *Admission { return s.admit }
 
 // Config returns the settings in force.
 func (s *Server) Config() Config { return s.cfg }
@@ -287,6 +295,15 @@ func (s *Server) serves(a netip.Addr) bool {
 // the client's existing lease, else the requested address, else the
 // allocator. With nothing to offer it stays silent and asks for blocks.
 func (s *Server) discover(now time.Duration, r Request, c lease.Client) Decision {
+	_, reserved := s.leases.Reservation(c.Key)
+	firstTime := false
+	if s.leases.Current(c) == nil && !reserved {
+		why, repeat := s.admit.Admit(now, c.Key)
+		if why != "" {
+			return drop(why)
+		}
+		firstTime = !repeat
+	}
 	var pick netip.Addr
 	if a, ok := s.leases.Reservation(c.Key); ok {
 		if s.serves(a) && s.leases.AvailableFor(a, c) {
@@ -306,6 +323,10 @@ func (s *Server) discover(now time.Duration, r Request, c lease.Client) Decision
 		}
 	}
 	if !pick.IsValid() {
+		if firstTime && s.cfg.Reserve > 0 && s.leases.FreeTotal() <= s.cfg.Reserve {
+			s.blocks.Demand()
+			return drop(DropReserve)
+		}
 		var ok bool
 		if pick, ok = s.leases.Pick(c); !ok {
 			s.blocks.Demand()

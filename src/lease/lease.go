@@ -249,6 +249,16 @@ func (t *Table) hostsIn(idx uint32) int {
 	return n
 }
 
+// FreeTotal is the number of addresses that can be handed out in all our
+// live blocks.
+func (t *Table) FreeTotal() int {
+	n := 0
+	for idx := range t.blocks {
+		n += t.Free(idx)
+	}
+	return n
+}
+
 // Active reports whether any address of block idx is held (claim.Usage).
 func (t *Table) Active(idx uint32) bool {
 	b := t.blocks[idx]

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -74,6 +75,15 @@ func run(iface, macFlag, cid, prl, addr, server, state string, timeout time.Dura
 	}
 	if args[0] == "udp67" {
 		return udp67(addr, timeout)
+	}
+	if args[0] == "flood" {
+		// flood N DURATION: N DISCOVERs from random MACs, evenly spread.
+		n, _ := strconv.Atoi(args[1])
+		d, err := time.ParseDuration(args[2])
+		if err != nil {
+			return result{}, err
+		}
+		return result{Type: "none"}, flood(iface, n, d)
 	}
 	opts := []nclient4.ClientOpt{nclient4.WithTimeout(timeout), nclient4.WithRetry(1)}
 	var hw net.HardwareAddr
@@ -248,4 +258,31 @@ func udp67(addr string, timeout time.Duration) (result, error) {
 		return result{Type: "refused"}, nil
 	}
 	return result{Type: "answer"}, err
+}
+
+// flood sends n DISCOVERs, each from a new random MAC, spread over d.
+func flood(iface string, n int, d time.Duration) error {
+	conn, err := nclient4.NewRawUDPConn(iface, 68)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	dst := &net.UDPAddr{IP: net.IPv4bcast, Port: 67}
+	start := time.Now()
+	for i := range n {
+		hw := make(net.HardwareAddr, 6)
+		rand.Read(hw)
+		hw[0] = hw[0]&0xfe | 0x02 // unicast, locally administered
+		m, err := dhcpv4.NewDiscovery(hw)
+		if err != nil {
+			return err
+		}
+		if _, err := conn.WriteTo(m.ToBytes(), dst); err != nil {
+			return err
+		}
+		if wait := time.Duration(i+1)*d/time.Duration(n) - time.Since(start); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
+	return nil
 }
