@@ -40,7 +40,8 @@ func (d *Daemon) decide(req dhcp4.Request, park bool) {
 	switch dec.Action {
 	case dhcp4.Drop:
 		d.count("dhcp.drop." + dec.Reason)
-		if dec.Reason == dhcp4.DropNothing && park {
+		// Both mean "waiting for a block": answer when one is ours.
+		if (dec.Reason == dhcp4.DropNothing || dec.Reason == dhcp4.DropReserve) && park {
 			d.parked.add(now, req)
 		}
 	case dhcp4.Reply:
