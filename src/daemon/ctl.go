@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"time"
 
@@ -381,6 +382,11 @@ func (d *Daemon) counters() control.Stats {
 		out["clients.malformed_frames"] = cs.Malformed
 		out["clients.send_errors"] = cs.SendErrors
 	}
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	out["go.goroutines"] = uint64(runtime.NumGoroutine())
+	out["go.heap_alloc_bytes"] = mem.HeapAlloc
+	out["go.sys_bytes"] = mem.Sys
 	hs := d.hook.Stats()
 	out["hook.started"] = hs.Started
 	out["hook.failed"] = hs.Failed

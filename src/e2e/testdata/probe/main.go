@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -75,6 +76,20 @@ func run(iface, macFlag, cid, prl, addr, server, state string, timeout time.Dura
 	}
 	if args[0] == "udp67" {
 		return udp67(addr, timeout)
+	}
+	if args[0] == "load" {
+		// load N DURATION EVERY: N clients lease, then renew every EVERY.
+		n, _ := strconv.Atoi(args[1])
+		d, err1 := time.ParseDuration(args[2])
+		every, err2 := time.ParseDuration(args[3])
+		if err := errors.Join(err1, err2); err != nil {
+			return result{}, err
+		}
+		return load(iface, net.ParseIP(server).To4(), n, d, every)
+	}
+	if args[0] == "udp6" {
+		// udp6 SRC DST PORT HEX: one datagram over IPv6 on the interface.
+		return result{Type: "none"}, udp6(iface, args[1], args[2], args[3], args[4])
 	}
 	if args[0] == "flood" {
 		// flood N DURATION: N DISCOVERs from random MACs, evenly spread.
@@ -285,4 +300,158 @@ func flood(iface string, n int, d time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// udp6 sends the hex payload from src (":" for any) to dst:port on iface.
+func udp6(iface, src, dst, port, payload string) error {
+	b, err := hex.DecodeString(payload)
+	if err != nil {
+		return err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return err
+	}
+	laddr := &net.UDPAddr{IP: net.IPv6unspecified}
+	if src != ":" {
+		laddr.IP = net.ParseIP(src)
+	}
+	if laddr.IP.IsLinkLocalUnicast() {
+		laddr.Zone = iface
+	}
+	c, err := net.ListenUDP("udp6", laddr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	to := &net.UDPAddr{IP: net.ParseIP(dst), Port: p}
+	if to.IP.IsLinkLocalMulticast() || to.IP.IsLinkLocalUnicast() {
+		to.Zone = iface
+	}
+	_, err = c.WriteToUDP(b, to)
+	return err
+}
+
+// xchg sends DHCP messages on a raw connection and hands each reply to the
+// waiter with the same transaction id (nclient4's client drops replies whose
+// chaddr is not the interface's MAC, and simulated clients have their own).
+type xchg struct {
+	conn    net.PacketConn
+	mu      sync.Mutex
+	waiting map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4
+}
+
+func (x *xchg) read() {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := x.conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		m, err := dhcpv4.FromBytes(buf[:n])
+		if err != nil || m.OpCode != dhcpv4.OpcodeBootReply {
+			continue
+		}
+		x.mu.Lock()
+		ch := x.waiting[m.TransactionID]
+		x.mu.Unlock()
+		if ch != nil {
+			select {
+			case ch <- m:
+			default:
+			}
+		}
+	}
+}
+
+// do sends m to dst and waits for a reply of one of the types, retrying.
+func (x *xchg) do(m *dhcpv4.DHCPv4, dst *net.UDPAddr, types ...dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
+	ch := make(chan *dhcpv4.DHCPv4, 4)
+	x.mu.Lock()
+	x.waiting[m.TransactionID] = ch
+	x.mu.Unlock()
+	defer func() { x.mu.Lock(); delete(x.waiting, m.TransactionID); x.mu.Unlock() }()
+	for range 3 {
+		if _, err := x.conn.WriteTo(m.ToBytes(), dst); err != nil {
+			return nil, err
+		}
+		deadline := time.After(2 * time.Second)
+	wait:
+		for {
+			select {
+			case r := <-ch:
+				if slices.Contains(types, r.MessageType()) {
+					return r, nil
+				}
+			case <-deadline:
+				break wait
+			}
+		}
+	}
+	return nil, errors.New("no answer")
+}
+
+// load runs n simulated clients (distinct MACs) on one raw socket for d:
+// each leases an address, then renews it by unicast every interval.
+func load(iface string, server net.IP, n int, d, every time.Duration) (result, error) {
+	conn, err := nclient4.NewRawUDPConn(iface, 68)
+	if err != nil {
+		return result{}, err
+	}
+	defer conn.Close()
+	x := &xchg{conn: conn, waiting: map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4{}}
+	go x.read()
+	bcast := &net.UDPAddr{IP: net.IPv4bcast, Port: 67}
+	var mu sync.Mutex
+	count := map[string]float64{}
+	add := func(k string) { mu.Lock(); count[k]++; mu.Unlock() }
+	end := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hw := net.HardwareAddr{0x02, 0x1d, 0, byte(i >> 16), byte(i >> 8), byte(i)}
+			// Spread the start over the first interval.
+			time.Sleep(time.Duration(i) * every / time.Duration(n))
+			disc, _ := dhcpv4.NewDiscovery(hw)
+			offer, err := x.do(disc, bcast, dhcpv4.MessageTypeOffer)
+			if err != nil {
+				add("lease_failed")
+				return
+			}
+			req, _ := dhcpv4.NewRequestFromOffer(offer)
+			ack, err := x.do(req, bcast, dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak)
+			if err != nil || ack.MessageType() != dhcpv4.MessageTypeAck {
+				add("lease_failed")
+				return
+			}
+			add("leased")
+			addr := ack.YourIPAddr
+			for {
+				if time.Until(end) < every {
+					return
+				}
+				time.Sleep(every)
+				m, err := dhcpv4.New(dhcpv4.WithHwAddr(hw), dhcpv4.WithMessageType(dhcpv4.MessageTypeRequest), dhcpv4.WithClientIP(addr))
+				if err != nil {
+					return
+				}
+				add("renew_sent")
+				r, err := x.do(m, &net.UDPAddr{IP: server, Port: 67}, dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak)
+				switch {
+				case err != nil:
+					add("renew_lost")
+				case r.MessageType() == dhcpv4.MessageTypeNak:
+					add("renew_nak")
+				case !r.YourIPAddr.Equal(addr):
+					add("renew_other_address")
+				default:
+					add("renew_ack")
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return result{Type: "ACK", Timing: count}, nil
 }
