@@ -317,7 +317,9 @@ func (d *Daemon) housekeeping() {
 	now := d.clock.now()
 	if d.demand {
 		d.demand = false
-		d.eng.Demand(now, 1)
+		// As many addresses as clients are waiting, so a burst of new
+		// clients claims enough blocks in one round.
+		d.eng.Demand(now, max(1, len(d.parked.byClient)))
 		d.eng.Tick(now, d.leases)
 	} else if now >= d.eng.Next() {
 		d.eng.Tick(now, d.leases)

@@ -414,17 +414,27 @@ func load(iface string, server net.IP, n int, d, every time.Duration) (result, e
 			hw := net.HardwareAddr{0x02, 0x1d, 0, byte(i >> 16), byte(i >> 8), byte(i)}
 			// Spread the start over the first interval.
 			time.Sleep(time.Duration(i) * every / time.Duration(n))
-			disc, _ := dhcpv4.NewDiscovery(hw)
-			offer, err := x.do(disc, bcast, dhcpv4.MessageTypeOffer)
-			if err != nil {
-				add("lease_failed")
-				return
-			}
-			req, _ := dhcpv4.NewRequestFromOffer(offer)
-			ack, err := x.do(req, bcast, dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak)
-			if err != nil || ack.MessageType() != dhcpv4.MessageTypeAck {
-				add("lease_failed")
-				return
+			// Like a real client, keep trying until leased (each try is
+			// three DISCOVERs 2 s apart).
+			var ack *dhcpv4.DHCPv4
+			for try := 0; ack == nil; try++ {
+				if try == 10 || time.Now().After(end) {
+					add("lease_failed")
+					return
+				}
+				if try > 0 {
+					add("lease_retry")
+				}
+				disc, _ := dhcpv4.NewDiscovery(hw)
+				offer, err := x.do(disc, bcast, dhcpv4.MessageTypeOffer)
+				if err != nil {
+					continue
+				}
+				req, _ := dhcpv4.NewRequestFromOffer(offer)
+				r, err := x.do(req, bcast, dhcpv4.MessageTypeAck, dhcpv4.MessageTypeNak)
+				if err == nil && r.MessageType() == dhcpv4.MessageTypeAck {
+					ack = r
+				}
 			}
 			add("leased")
 			addr := ack.YourIPAddr
