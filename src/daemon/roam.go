@@ -166,7 +166,7 @@ func (d *Daemon) handleRenewFamily(now time.Duration, src netip.Addr, m *wire.Me
 	}
 	switch m.Command {
 	case wire.CmdRenewLease, wire.CmdRelease:
-		d.ownerSide(now, src, m, a, order)
+		d.ownerSide(now, src, m, a)
 	case wire.CmdLeaseAck, wire.CmdLeaseNak:
 		d.requesterSide(now, src, m, a, order)
 	}
@@ -174,7 +174,7 @@ func (d *Daemon) handleRenewFamily(now time.Duration, src netip.Addr, m *wire.Me
 
 // ownerSide answers another node's forward for one of our blocks, in the
 // byte order the sender used (the record is echoed with the command changed).
-func (d *Daemon) ownerSide(now time.Duration, src netip.Addr, m *wire.Message, a netip.Addr, order wire.AddrOrder) {
+func (d *Daemon) ownerSide(now time.Duration, src netip.Addr, m *wire.Message, a netip.Addr) {
 	if d.dhcp == nil {
 		return
 	}
@@ -217,7 +217,6 @@ func (d *Daemon) ownerSide(now time.Duration, src netip.Addr, m *wire.Message, a
 	if err := d.mesh.Unicast(netio.UnicastPort, netip.AddrPortFrom(src, netio.UnicastPort), b); err != nil {
 		d.count("roam.tx_error")
 	}
-	_ = order // the echoed record keeps the sender's order
 }
 
 // requesterSide turns the owner's answer into the client's DHCPACK or NAK.
