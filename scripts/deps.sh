@@ -24,6 +24,7 @@ need unzip unzip
 need udhcpc udhcpc
 need dhclient isc-dhcp-client
 need tcpdump tcpdump
+need chromium chromium
 for extra in "$@"; do
 	missing="$missing $extra"
 done

@@ -15,6 +15,7 @@ import (
 	"ddhcpd/src/config"
 	"ddhcpd/src/ctl"
 	"ddhcpd/src/daemon"
+	"ddhcpd/src/rpcd"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -23,6 +24,12 @@ var version = "dev"
 func main() {
 	if filepath.Base(os.Args[0]) == "ddhcpctl" {
 		os.Exit(ctl.Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	// rpcd runs /usr/libexec/rpcd/ddhcpd (a symlink to this binary) as
+	// "ddhcpd list" and "ddhcpd call METHOD" (arguments as JSON on stdin);
+	// the daemon itself takes no positional arguments.
+	if len(os.Args) > 1 && (os.Args[1] == "list" || os.Args[1] == "call") {
+		os.Exit(rpcd.Main(os.Args[1:], os.Stdin, os.Stdout, ""))
 	}
 	os.Exit(run(os.Args[1:]))
 }
