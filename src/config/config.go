@@ -1,6 +1,8 @@
-// Package config holds the daemon's settings: one Config, filled from the
-// command line (the C ddhcpd's flags plus our own) and validated in one place,
-// with errors that name the offending flag and value.
+// Package config holds the daemon's settings: one Config, filled from a UCI
+// file (-uci, OpenWrt's /etc/config/ddhcpd) and the command line (the C
+// ddhcpd's flags plus our own, which win over the file) and validated in one
+// place, with errors that name the offending flag, or the file, line, option
+// and value.
 package config
 
 import (
@@ -11,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +64,13 @@ type Config struct {
 	Persist       string        // optional copy of the state on flash
 	PersistEvery  time.Duration // least time between writes of that copy
 	LogLevel      slog.Level
+	Overlay       bool // spanning-tree overlay for routed meshes (UCI "overlay"; not implemented yet)
+
+	UCIFile     string  // -uci: the UCI file read first; Reload reads it again
+	CheckConfig bool    // -check-config: validate, report and exit
+	Warnings    []error // problems that did not stop the configuration (unknown UCI options, ...)
+
+	args []string // the command line, applied again on top of the file by Reload
 }
 
 // Host is a host reservation: a client (by MAC or client id) always gets Addr.
@@ -83,10 +93,12 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("-%s %q: %s", e.Flag, e.Value, e.Reason) }
 
-// ErrHelp and ErrVersion are returned when -h or -V was given.
+// ErrHelp and ErrVersion are returned when -h or -V was given, and
+// ErrCheckConfig when -check-config was given and the configuration is valid.
 var (
-	ErrHelp    = errors.New("help requested")
-	ErrVersion = errors.New("version requested")
+	ErrHelp        = errors.New("help requested")
+	ErrVersion     = errors.New("version requested")
+	ErrCheckConfig = errors.New("configuration checked")
 )
 
 // Default returns the configuration with every default applied.
@@ -149,20 +161,31 @@ const Usage = `usage: ddhcpd [flags]
   -state-interval DUR    least time between state file writes (default 1s)
   -persist FILE          also keep the state in FILE (on flash), at most every -persist-every
   -persist-every DUR     (default 10m)
+  -uci FILE              read the UCI file (/etc/config/ddhcpd) first; the other flags win over it
+  -check-config          validate the configuration, print every problem and exit
 `
 
 // Parse reads the command line. It returns ErrHelp or ErrVersion for -h and
-// -V, and an *Error for a bad value.
+// -V, ErrCheckConfig for -check-config with a valid configuration, and
+// otherwise every problem found, joined: an *Error for a bad flag, a
+// *UCIError for a bad setting in the -uci file. The file is applied first and
+// the other flags on top of it.
 func Parse(args []string) (Config, error) {
-	c := Default()
+	return parse(args, "", ReadUCI)
+}
+
+// flagVars are the flags that are not part of the configuration.
+type flagVars struct {
+	help, version bool
+}
+
+// newFlagSet defines the flags, writing into c. The defaults are c's current
+// values, so a flag set made after the UCI file was applied keeps them.
+func newFlagSet(c *Config, v *flagVars) *flag.FlagSet {
 	fs := flag.NewFlagSet("ddhcpd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 
-	var errs []error
-	bad := func(name, value, reason string) error {
-		return &Error{Flag: name, Value: value, Reason: reason}
-	}
 	list := func(dst *[]string) func(string) error {
 		first := true
 		return func(s string) error {
@@ -239,7 +262,7 @@ func Parse(args []string) (Config, error) {
 		c.Options = append(c.Options, o)
 		return nil
 	})
-	fs.StringVar(&c.Hook, "H", "", "")
+	fs.StringVar(&c.Hook, "H", c.Hook, "")
 	fs.StringVar(&c.ControlSocket, "C", c.ControlSocket, "")
 	fs.BoolFunc("v", "", func(string) error {
 		if c.LogLevel > slog.LevelDebug {
@@ -247,9 +270,8 @@ func Parse(args []string) (Config, error) {
 		}
 		return nil
 	})
-	version, help := false, false
-	fs.BoolVar(&version, "V", false, "")
-	fs.BoolVar(&help, "h", false, "")
+	fs.BoolVar(&v.version, "V", false, "")
+	fs.BoolVar(&v.help, "h", false, "")
 	fs.StringVar(&c.StateDir, "state", c.StateDir, "")
 	fs.Func("reserve", "", func(s string) error {
 		for _, f := range strings.Split(s, ",") {
@@ -310,33 +332,94 @@ func Parse(args []string) (Config, error) {
 		return nil
 	})
 	fs.Func("state-interval", "", duration(&c.StateInterval))
-	fs.StringVar(&c.Persist, "persist", "", "")
+	fs.StringVar(&c.Persist, "persist", c.Persist, "")
 	fs.Func("persist-every", "", duration(&c.PersistEvery))
+	fs.StringVar(&c.UCIFile, "uci", c.UCIFile, "")
+	fs.BoolVar(&c.CheckConfig, "check-config", c.CheckConfig, "")
+	return fs
+}
 
-	if err := fs.Parse(expandClusters(args)); err != nil {
-		return c, flagError(err)
+// parse is Parse; a non-empty uciPath replaces the command line's -uci
+// (Reload reads the file again with the original command line on top), and
+// read reads the file.
+func parse(args []string, uciPath string, read func(path string) (*UCIFile, error)) (Config, error) {
+	args = expandClusters(args)
+	c := Default()
+	c.args = args
+	var errs []error
+
+	// The file comes first, so the flags can win over it.
+	seen := scanFlags(args)
+	c.CheckConfig = seen["check-config"] != nil
+	if uciPath == "" && seen["uci"] != nil {
+		uciPath = *seen["uci"]
+	}
+	var src *uciSource
+	if uciPath != "" {
+		c.UCIFile = uciPath
+		f, err := read(uciPath)
+		if err != nil {
+			errs = append(errs, unjoin(err)...)
+		}
+		if f != nil {
+			var warns, merrs []error
+			src, warns, merrs = applyUCI(f, &c)
+			c.Warnings = append(c.Warnings, warns...)
+			errs = append(errs, merrs...)
+		}
+	}
+	fromFile := len(c.Options)
+
+	var v flagVars
+	fs := newFlagSet(&c, &v)
+	if err := fs.Parse(args); err != nil {
+		return c, errors.Join(append(errs, flagError(err))...)
 	}
 	if fs.NArg() > 0 {
-		return c, bad("", fs.Arg(0), "unexpected argument")
+		return c, errors.Join(append(errs, &Error{Value: fs.Arg(0), Reason: "unexpected argument"})...)
 	}
-	if help {
+	if v.help {
 		return c, ErrHelp
 	}
-	if version {
+	if v.version {
 		return c, ErrVersion
 	}
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+	// bad names the flag, or the line of the UCI file the value came from
+	// when the command line did not set it.
+	bad := func(name, value, reason string) error {
+		if !onCommandLine[name] {
+			if e := src.blame(name, value, reason); e != nil {
+				return e
+			}
+		}
+		return &Error{Flag: name, Value: value, Reason: reason}
+	}
+
 	if c.NoDHCP {
 		c.SpareLeases = 0
 	}
-	// The C ddhcpd takes the lease time from option 51.
-	for _, o := range c.Options {
+	// Options given as flags replace the file's options with the same code.
+	if cmd := c.Options[fromFile:]; fromFile > 0 && len(cmd) > 0 {
+		kept := slices.DeleteFunc(slices.Clone(c.Options[:fromFile]), func(o Option) bool {
+			return slices.ContainsFunc(cmd, func(f Option) bool { return f.Code == o.Code })
+		})
+		fromFile = len(kept)
+		c.Options = append(kept, cmd...)
+	}
+	// The C ddhcpd takes the lease time from option 51 (the UCI file's
+	// option 51 was applied when the file was read).
+	for _, o := range c.Options[fromFile:] {
 		if o.Code == 51 && len(o.Data) == 4 {
 			c.LeaseTime = time.Duration(uint32(o.Data[0])<<24|uint32(o.Data[1])<<16|uint32(o.Data[2])<<8|uint32(o.Data[3])) * time.Second
 		}
 	}
-	for _, h := range c.Hosts {
-		if !c.Pool.Contains(h.Addr) {
-			errs = append(errs, bad("host", h.Addr.String(), fmt.Sprintf("not inside the pool %v", c.Pool)))
+	if !src.failed("N") {
+		for _, h := range c.Hosts {
+			if !c.Pool.Contains(h.Addr) {
+				errs = append(errs, bad("host", h.Addr.String(), fmt.Sprintf("not inside the pool %v", c.Pool)))
+			}
 		}
 	}
 	if c.LearningTime < 0 {
@@ -345,13 +428,20 @@ func Parse(args []string) (Config, error) {
 	if len(c.MeshInterfaces) == 0 {
 		errs = append(errs, bad("i", "", "at least one mesh interface is needed"))
 	}
-	for _, name := range append(append([]string{}, c.MeshInterfaces...), c.ClientInterfaces...) {
-		if len(name) > 15 || strings.ContainsAny(name, "/ \t") {
-			errs = append(errs, bad("i", name, "not a valid interface name"))
+	for _, l := range []struct {
+		flag  string
+		names []string
+	}{{"i", c.MeshInterfaces}, {"c", c.ClientInterfaces}} {
+		for _, name := range l.names {
+			if len(name) > 15 || strings.ContainsAny(name, "/ \t") {
+				errs = append(errs, bad(l.flag, name, "not a valid interface name"))
+			}
 		}
 	}
-	if _, err := c.NewPool(); err != nil {
-		errs = append(errs, bad("N", c.Pool.String(), err.Error()))
+	if !src.failed("N") && !src.failed("b") {
+		if _, err := c.NewPool(); err != nil {
+			errs = append(errs, bad("N", c.Pool.String(), err.Error()))
+		}
 	}
 	// The claim engine's rule (claim.Config.Validate) with its default
 	// inquiries and announce gap: the inquiry window must outlast four
@@ -365,7 +455,61 @@ func Parse(args []string) (Config, error) {
 	if c.StateDir == "" {
 		errs = append(errs, bad("state", "", "a state directory is needed for the node id"))
 	}
+	if len(errs) == 0 && c.CheckConfig {
+		return c, ErrCheckConfig
+	}
 	return c, errors.Join(errs...)
+}
+
+// scanFlags finds the flags among args before they are parsed, the way the
+// flag package will parse them: it stops at the first argument that is not a
+// flag and skips the values of flags that take one. The result maps a flag's
+// name to its last value.
+func scanFlags(args []string) map[string]*string {
+	probe := newFlagSet(new(Config), new(flagVars))
+	seen := map[string]*string{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || len(a) < 2 || a[0] != '-' {
+			break
+		}
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
+		f := probe.Lookup(name)
+		if f == nil {
+			break // the flag package stops here with an error
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+			if !hasValue {
+				if i+1 == len(args) {
+					break
+				}
+				i++
+				value = args[i]
+			}
+		}
+		seen[name] = &value
+	}
+	return seen
+}
+
+// Errors returns the single errors inside err (Parse joins them), so that
+// each can be printed on a line of its own.
+func Errors(err error) []error {
+	if err == nil {
+		return nil
+	}
+	return unjoin(err)
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, unjoin(e)...)
+		}
+		return out
+	}
+	return []error{err}
 }
 
 // NewPool builds the pool geometry from the configuration.

@@ -13,7 +13,10 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"ddhcpd/src/claim"
@@ -276,6 +279,11 @@ func (d *Daemon) options() []dhcp4.Option {
 func (d *Daemon) loop(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// SIGHUP reloads what can change at run time (main ignores it before
+	// the daemon runs, so an early one does not kill us).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var clientPackets <-chan netio.ClientPacket
 	if d.clients != nil {
 		clientPackets = d.clients.Packets()
@@ -304,11 +312,48 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.handleClient(p)
 		case c := <-d.ctl:
 			c.reply <- d.answer(c.req)
+		case <-hup:
+			d.reload()
 		case <-timer.C:
 		}
 		d.housekeeping()
 		timer.Reset(max(d.next()-d.clock.now(), time.Millisecond))
 	}
+}
+
+// reload re-reads the UCI file on SIGHUP and applies the options, lease
+// time and log level without dropping any state; other changes are logged
+// as needing a restart. A broken file keeps the configuration in force.
+func (d *Daemon) reload() {
+	d.count("reload")
+	if d.cfg.UCIFile == "" {
+		d.log.Info("SIGHUP without -uci: nothing to reload")
+		return
+	}
+	nc, err := config.Reload(d.cfg.UCIFile, d.cfg)
+	var restart *config.RestartError
+	switch {
+	case errors.As(err, &restart):
+		d.log.Warn("reload: these changes need a restart", "settings", restart.Settings)
+	case err != nil:
+		for _, e := range config.Errors(err) {
+			d.log.Error("reload failed, configuration kept", "err", e)
+		}
+		d.count("reload.failed")
+		return
+	}
+	for _, w := range nc.Warnings {
+		d.log.Warn("configuration", "warning", w)
+	}
+	d.cfg = nc
+	if d.dhcp != nil {
+		d.dhcp.SetOptions(d.options())
+		d.dhcp.SetLeaseTime(nc.LeaseTime)
+	}
+	if lv := d.logLevel(); lv != nil {
+		lv.Set(nc.LogLevel)
+	}
+	d.log.Info("configuration reloaded", "file", d.cfg.UCIFile, "lease_time", nc.LeaseTime, "log_level", nc.LogLevel)
 }
 
 // housekeeping runs whatever is due: the claim engine when it asks (or at

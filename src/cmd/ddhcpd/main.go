@@ -43,8 +43,22 @@ func run(args []string) int {
 	case errors.Is(err, config.ErrVersion):
 		fmt.Println("ddhcpd", version)
 		return 0
+	case errors.Is(err, config.ErrCheckConfig):
+		for _, w := range cfg.Warnings {
+			fmt.Fprintf(os.Stderr, "ddhcpd: warning: %v\n", w)
+		}
+		fmt.Println("ok")
+		return 0
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "ddhcpd: %v\n", err)
+		for _, w := range cfg.Warnings {
+			fmt.Fprintf(os.Stderr, "ddhcpd: warning: %v\n", w)
+		}
+		for _, e := range config.Errors(err) {
+			fmt.Fprintf(os.Stderr, "ddhcpd: %v\n", e)
+		}
+		if cfg.CheckConfig {
+			return 1
+		}
 		return 2
 	}
 	// The level can change at run time ("ddhcpctl loglevel", C "-v N"): the
@@ -52,6 +66,9 @@ func run(args []string) int {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
 	log := slog.New(levelHandler{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}), level})
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration", "warning", w)
+	}
 	// SIGHUP's default action would kill the daemon; reloading comes with UCI.
 	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
