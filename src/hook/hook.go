@@ -233,16 +233,17 @@ func (r *Runner) run(args []string) {
 	}
 	stdout.flush()
 	stderr.flush()
+	// Log before counting: whoever sees the counter finds the log line.
 	switch {
 	case why == "timeout":
-		r.timedOut.Add(1)
 		log.Warn("hook killed at its timeout", "pid", pid, "timeout", r.cfg.Timeout)
+		r.timedOut.Add(1)
 	case why == "close":
-		r.failed.Add(1)
 		log.Warn("hook killed at shutdown", "pid", pid)
-	case err != nil:
 		r.failed.Add(1)
+	case err != nil:
 		log.Warn("hook failed", "pid", pid, "err", err)
+		r.failed.Add(1)
 	default:
 		log.Debug("hook done", "pid", pid)
 	}
