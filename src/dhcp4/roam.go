@@ -46,10 +46,9 @@ func (s *Server) OwnerRenew(now time.Duration, a netip.Addr, hw net.HardwareAddr
 	if k, ok := s.leases.ReservedFor(a); ok && k != c.Key {
 		return Refuse, 0, nil
 	}
-	if cur := s.leases.Current(c); cur != nil && cur.Addr != a && cur.Holds() && cur.State == lease.Assigned {
-		// The client holds another address here; one lease per client.
-		return Refuse, 0, nil
-	}
+	// A client renewing a while we still hold another lease for it has
+	// moved on (its RELEASE may have been lost): Assign frees the old one,
+	// as a renewal on our own link does. One lease per client.
 	d := s.cfg.LeaseTime
 	if want > 0 && want < d {
 		d = want

@@ -88,3 +88,19 @@ func TestOrphanedBlockWanted(t *testing.T) {
 		t.Errorf("decision %+v, wanted %v", d, e.b.wanted)
 	}
 }
+
+// A client renewing an address while the owner still holds an older lease
+// for it (its RELEASE was lost) has moved on: granted, the old one freed.
+func TestOwnerRenewMovedClient(t *testing.T) {
+	e := newEnv(t)
+	c := lease.Client{Key: lease.KeyOf(nil, mac(1)), HW: mac(1)}
+	old := netip.MustParseAddr("10.0.0.20")
+	e.tab.Assign(0, c, old, time.Hour)
+	v, _, _ := e.s.OwnerRenew(time.Second, netip.MustParseAddr("10.0.0.22"), mac(1), 0)
+	if v != Grant {
+		t.Fatalf("verdict %v", v)
+	}
+	if l := e.tab.At(old); l != nil && l.Holds() {
+		t.Errorf("old lease still held: %+v", l)
+	}
+}

@@ -368,7 +368,6 @@ func (s *Server) request(now time.Duration, r Request, c lease.Client) Decision 
 	req, hasReq := ip4(m.RequestedIPAddress())
 	ciaddr, hasCi := ip4(m.ClientIPAddr)
 	var a netip.Addr
-	initReboot := false
 	switch {
 	case sid: // SELECTING
 		a = req
@@ -376,7 +375,7 @@ func (s *Server) request(now time.Duration, r Request, c lease.Client) Decision 
 			a = ciaddr
 		}
 	case hasReq && !hasCi: // INIT-REBOOT
-		a, initReboot = req, true
+		a = req
 	case hasCi: // RENEWING (unicast) or REBINDING (broadcast)
 		a = ciaddr
 	default:
@@ -396,11 +395,11 @@ func (s *Server) request(now time.Duration, r Request, c lease.Client) Decision 
 		return Decision{Action: Forward, Reason: "forward_renew",
 			Forward: Forwarding{Kind: ForwardRenew, Addr: a, Node: loc.Node, NodeAddr: loc.NodeAddr}}
 	}
-	if initReboot { // Kea 25: a client we hold a lease for asks for another address
-		if cur := s.leases.Current(c); cur != nil && cur.Holds() && cur.Addr != a && s.serves(cur.Addr) {
-			return s.nak(r, "nak_wrong_address")
-		}
-	}
+	// Kea 25 NAKs an INIT-REBOOT of a known client for another address
+	// than its lease. In a mesh the client may hold that address from
+	// another node (the block's previous owner): RFC 2131 §4.3.2 asks for
+	// a NAK only when the address is on the wrong network, so an
+	// available address is granted below and the stale lease freed.
 	if loc.Kind == Unowned || !s.leases.Serving(idx) {
 		// Nobody known serves it: perhaps its owner is not heard yet, or
 		// it vanished. A NAK could take a working address from the

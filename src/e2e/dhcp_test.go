@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -269,13 +270,16 @@ func TestProtocolCases(t *testing.T) {
 			t.Errorf("%+v", r)
 		}
 	})
-	t.Run("INIT-REBOOT known client asking for another address: NAK", func(t *testing.T) {
-		other := "10.0.0.30"
-		if other == a.Yiaddr {
-			other = "10.0.0.31"
-		}
-		if r := l.run(0, "-mac", macA, "-addr", other, "-state", "initreboot", "request"); r.Type != "NAK" {
+	t.Run("INIT-REBOOT known client asking for another free address of our block: granted, old lease freed", func(t *testing.T) {
+		// Another address of the same block of 16 (ours).
+		ip := netip.MustParseAddr(a.Yiaddr).As4()
+		ip[3] = ip[3]&^15 | (ip[3]+5)&15
+		other := netip.AddrFrom4(ip).String()
+		if r := l.run(0, "-mac", macA, "-addr", other, "-state", "initreboot", "request"); r.Type != "ACK" || r.Yiaddr != other {
 			t.Errorf("%+v", r)
+		}
+		if r, _ := l.leaseOf(a.Yiaddr); r.State == "assigned" {
+			t.Errorf("the old lease is still assigned: %+v", r)
 		}
 	})
 	b := l.run(1, "-mac", macB, "dora")
