@@ -66,8 +66,8 @@ import (
 // still shows a block its owner released less than BT ago, because a
 // refresh overtook the release (see checkOwnership).
 
-// The runs find one weakness of dhcp4, reported as known (not failed,
-// unless CHAOS_STRICT=1) so that a new failure stands out: a stale lease
+// The runs found one weakness of dhcp4, since fixed; its violations are
+// still labelled by chaosKnown (and fail) so a regression is recognised: a stale lease
 // record of the same client for another address makes a router refuse the
 // address the client actually holds, although nobody else holds it. The
 // stale record is left behind by a RELEASE that never arrived (the router

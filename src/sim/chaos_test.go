@@ -31,7 +31,7 @@ import (
 //	CHAOS_SEED=s       run only seed s (replay a failure)
 //	CHAOS_TRACE=1      with CHAOS_SEED: log every fault, DHCP exchange,
 //	                   forward and claim datagram
-//	CHAOS_STRICT=1     fail seeds that break only through the known bug
+//	(every violation fails; CHAOS_STRICT is no longer needed)
 //	                   (chaosKnown) instead of skipping them
 //
 // The summary line gives the pass count; with -v the summed counts show
