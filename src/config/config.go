@@ -49,6 +49,7 @@ type Config struct {
 	LearningTime     time.Duration
 	SyncQuiet        time.Duration // fast join; 0 turns it off
 	MaxBlocks        int
+	AdmitRate        float64 // first DISCOVERs of unknown clients per second; 0 = no limit
 
 	Options   []Option // -o and -option
 	Always    []uint8  // option codes sent even when not requested
@@ -120,6 +121,7 @@ func Default() Config {
 		StateInterval:    time.Second,
 		PersistEvery:     10 * time.Minute,
 		LeaseTime:        300 * time.Second,
+		AdmitRate:        20,
 		Probation:        time.Hour,
 		LogLevel:         slog.LevelWarn,
 	}
@@ -152,6 +154,8 @@ const Usage = `usage: ddhcpd [flags]
   -inquire-interval DUR  spacing of inquiries for a block (default 1s)
   -max-blocks N          own at most N blocks (default 0: automatic, room for 256
                          addresses and at most half the pool; -1: no cap)
+  -admit-rate N          first DISCOVERs of unknown clients answered per second
+                         (default 20; 0: no limit, no reserve for known clients)
   -server-id IP          DHCP server identifier (default: the client interface's address)
   -lease-time DUR        lease time (default 5m; -o 51:4:... sets it too, as in the C ddhcpd)
   -probation DUR         how long a declined address is not handed out (default 1h)
@@ -288,6 +292,14 @@ func newFlagSet(c *Config, v *flagVars) *flag.FlagSet {
 	fs.BoolFunc("no-sync", "", func(string) error { c.SyncQuiet = 0; return nil })
 	fs.Func("inquire-interval", "", duration(&c.InquireInterval))
 	fs.Func("max-blocks", "", integer(&c.MaxBlocks, -1, 1<<22))
+	fs.Func("admit-rate", "", func(s string) error {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || v < 0 || v > 1e6 {
+			return errors.New("want new clients per second, 0 for no limit")
+		}
+		c.AdmitRate = v
+		return nil
+	})
 	fs.Func("server-id", "", func(s string) error {
 		a, err := netip.ParseAddr(s)
 		if err != nil || !a.Is4() || a.IsUnspecified() {

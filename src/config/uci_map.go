@@ -279,6 +279,8 @@ func (m *uciMapper) main(s *UCISection) {
 			m.flag(s, o, "inquire-interval", uciDuration)
 		case "max_blocks":
 			m.flag(s, o, "max-blocks", nil)
+		case "admit_rate":
+			m.flag(s, o, "admit-rate", nil)
 		case "no_dhcp":
 			if b, ok := m.boolean(s, o); ok {
 				m.c.NoDHCP = b

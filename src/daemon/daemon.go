@@ -152,6 +152,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 			Probation: cfg.Probation,
 			Options:   d.options(),
 			Reserve:   max(2, cfg.SpareLeases/4),
+			AdmitRate: cfg.AdmitRate,
 		}, d.leases, blockView{d})
 		if err != nil {
 			return err

@@ -35,6 +35,10 @@ type Config struct {
 	OfferHold time.Duration
 	Probation time.Duration
 	Options   []Option // configured options
+	// AdmitRate limits the first DISCOVERs of clients without a lease, per
+	// second (burst: twice that); 0 turns admission control and the
+	// reserve off.
+	AdmitRate float64
 	// Reserve is how many free addresses are kept for clients that are
 	// known or repeat their DISCOVER: first-time clients (a random-MAC
 	// flood) cannot take them.
@@ -193,11 +197,13 @@ func New(cfg Config, t *lease.Table, b Blocks) (*Server, error) {
 	if cfg.LeaseTime < 10*time.Second || cfg.LeaseTime > 0xffffffff*time.Second {
 		return nil, fmt.Errorf("dhcp4: lease time %v out of range", cfg.LeaseTime)
 	}
-	return &Server{cfg: cfg, leases: t, pool: t.Pool(), blocks: b, admit: NewAdmission()}, nil
+	s := &Server{cfg: cfg, leases: t, pool: t.Pool(), blocks: b}
+	if cfg.AdmitRate > 0 {
+		s.admit = NewAdmission()
+		s.admit.Rate, s.admit.Burst, s.admit.tokens = cfg.AdmitRate, 2*cfg.AdmitRate, 2*cfg.AdmitRate
+	}
+	return s, nil
 }
-
-// Admission is the limit on unknown clients, for tuning and counters.
-func (s *Server) Admission() *Admission { return s.admit }
 
 // Config returns the settings in force.
 func (s *Server) Config() Config { return s.cfg }
@@ -297,7 +303,7 @@ func (s *Server) serves(a netip.Addr) bool {
 func (s *Server) discover(now time.Duration, r Request, c lease.Client) Decision {
 	_, reserved := s.leases.Reservation(c.Key)
 	firstTime := false
-	if s.leases.Current(c) == nil && !reserved {
+	if s.admit != nil && s.leases.Current(c) == nil && !reserved {
 		why, repeat := s.admit.Admit(now, c.Key)
 		if why != "" {
 			return drop(why)

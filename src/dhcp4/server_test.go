@@ -54,7 +54,7 @@ func newEnv(t *testing.T, opts ...Option) *env {
 		1: {Kind: Ours},
 		2: {Kind: Peer, Node: peerNode, NodeAddr: peerAddr},
 	}}
-	s, err := New(Config{ServerID: serverID, Options: opts}, tab, b)
+	s, err := New(Config{ServerID: serverID, Options: opts, AdmitRate: DefaultAdmitRate}, tab, b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,6 +117,7 @@ type block struct {
 type Table struct {
 	pool     *pool.Pool
 	blocks   map[uint32]*block
+	live     []uint32 // blocks we serve (not lost), sorted; rebuilt when blocks change
 	byAddr   map[netip.Addr]*Lease
 	byClient map[ClientKey]*Lease
 	hosts    map[ClientKey]netip.Addr // host reservations
@@ -166,6 +167,7 @@ func (t *Table) ReservedFor(a netip.Addr) (ClientKey, bool) {
 
 // AddBlock starts serving a block (it became ours).
 func (t *Table) AddBlock(idx uint32) {
+	defer t.rebuildLive()
 	if b := t.blocks[idx]; b != nil {
 		b.lost = false
 		return
@@ -186,6 +188,19 @@ func (t *Table) LoseBlock(idx uint32) {
 	if b := t.blocks[idx]; b != nil {
 		b.lost = true
 	}
+	t.rebuildLive()
+}
+
+// rebuildLive keeps the sorted list of served blocks that Pick walks, so a
+// new client costs no allocation or sort (blocks change rarely).
+func (t *Table) rebuildLive() {
+	t.live = t.live[:0]
+	for idx, b := range t.blocks {
+		if !b.lost {
+			t.live = append(t.live, idx)
+		}
+	}
+	slices.Sort(t.live)
 }
 
 // DropBlock forgets a block and its records (a released needless block).
@@ -199,6 +214,7 @@ func (t *Table) DropBlock(idx uint32) {
 		}
 	}
 	delete(t.blocks, idx)
+	t.rebuildLive()
 }
 
 // Serving reports whether idx is one of our live (not lost) blocks.
@@ -317,16 +333,10 @@ func (t *Table) Pick(c Client) (netip.Addr, bool) {
 	if t.fresh(home, c) {
 		return home, true
 	}
-	var live []uint32
-	for idx, b := range t.blocks {
-		if !b.lost {
-			live = append(live, idx)
-		}
-	}
+	live := t.live
 	if len(live) == 0 {
 		return netip.Addr{}, false
 	}
-	slices.Sort(live)
 	start, off := int(sum%uint64(len(live))), int((sum>>32)%uint64(size))
 	var fallback netip.Addr
 	for i := range live {
