@@ -14,7 +14,7 @@ BIN := bin
 FUZZ_TARGETS := ./src/wire:FuzzDecode ./src/dhcp4:FuzzHandle ./src/statedir:FuzzLoadState ./src/netio:FuzzParseFrame ./src/claim:FuzzStep ./src/control:FuzzRequest ./src/config:FuzzUCI
 FUZZTIME ?= 10s
 
-.PHONY: all build deps test test-unit test-e2e fuzz demo bench vet fmt-check clean
+.PHONY: all build deps test test-unit test-e2e fuzz demo bench soak vet fmt-check clean
 
 all: build
 
@@ -27,7 +27,7 @@ build: deps
 
 # The whole suite: format, vet, unit and property tests, the network
 # namespace tests with the real binary, and a short fuzz run per target.
-test: deps fmt-check vet
+test: deps fmt-check vet shellcheck test-qemu-mips
 	go test -count=1 -timeout 10m ./...
 	$(MAKE) --no-print-directory fuzz
 
@@ -49,9 +49,51 @@ fuzz:
 demo: build
 	scripts/demo.sh $(BIN)
 
-bench: deps
+bench: build
 	go test -run '^$$' -bench . -benchtime 3x ./src/claim
 	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./src/sim
+	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./src/e2e
+	scripts/bench-dhcp.sh $(BIN)
+
+# Long seeded runs of the simulations (make test runs short batches).
+SOAK_SEEDS ?= 2000
+soak: deps
+	SIM_SEEDS=10000 go test -count=1 -timeout 3h -run '^TestProperties$$' ./src/sim
+	OVERLAY_SEEDS=10000 go test -count=1 -timeout 3h -run '^TestOverlayProperties$$' ./src/sim
+	CHAOS_SEEDS=$(SOAK_SEEDS) go test -count=1 -timeout 3h -run '^TestChaos$$' ./src/sim
 
 clean:
 	rm -rf $(BIN) dist
+
+# OpenWrt packaging (docs/openwrt.md). scripts/cross.sh holds the mapping of
+# OpenWrt architectures to GOARCH/GOMIPS/GOARM; scripts/deps-pkg.sh installs
+# shellcheck, qemu-user, busybox and dash from Debian.
+.PHONY: cross ipk test-qemu test-qemu-mips shellcheck
+
+# Static binaries for the OpenWrt targets: dist/<arch>/ddhcpd.
+cross: deps
+	VERSION=$(VERSION) scripts/cross.sh -o dist
+
+# dist/ddhcpd_<version>_<arch>.ipk for every target, without the SDK.
+ipk: cross
+	VERSION=$(VERSION) scripts/ipk.sh -n -o dist
+
+# The pure packages' tests on big-endian MIPS and on 32-bit ARM, under
+# qemu-user; make test runs the MIPS half.
+test-qemu:
+	@scripts/deps-pkg.sh
+	scripts/qemu-test.sh mips arm
+
+test-qemu-mips:
+	@scripts/deps-pkg.sh
+	scripts/qemu-test.sh mips
+
+# The init script and the packaging scripts are POSIX sh (busybox ash on
+# the router).
+shellcheck:
+	@scripts/deps-pkg.sh
+	shellcheck -s sh files/etc/init.d/ddhcpd scripts/cross.sh scripts/ipk.sh \
+		scripts/qemu-test.sh scripts/deps-pkg.sh \
+		src/packaging/testdata/openwrt/etc/rc.common \
+		src/packaging/testdata/openwrt/lib/functions.sh \
+		src/packaging/testdata/openwrt/lib/functions/procd.sh
