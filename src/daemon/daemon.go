@@ -166,6 +166,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	}
 	d.state = newStateWriter(cfg)
 	d.restore()
+	d.state.start(d.stateReport)
 
 	d.mesh, err = netio.OpenMesh(ctx, netio.MeshConfig{
 		Interfaces: cfg.MeshInterfaces,
@@ -192,6 +193,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	}
 	err = d.loop(ctx)
 	d.saveState(true)
+	d.state.stop() // a snapshot still being written is finished before we exit
 	return err
 }
 

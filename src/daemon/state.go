@@ -20,6 +20,17 @@ type stateWriter struct {
 	every, persistEvery time.Duration
 	last, persistLast   time.Duration
 	dirty, persistDirty bool
+
+	// Encoding and writing (with fsync) happen on a goroutine, so a big
+	// lease table never stalls the event loop: the loop hands over a
+	// snapshot, and a newer snapshot replaces one not yet written.
+	jobs chan stateJob
+	done chan struct{}
+}
+
+type stateJob struct {
+	st            statedir.State
+	main, persist bool
 }
 
 func newStateWriter(cfg config.Config) stateWriter {
@@ -34,6 +45,54 @@ func newStateWriter(cfg config.Config) stateWriter {
 }
 
 func (s *stateWriter) due() time.Duration { return s.last + s.every }
+
+// start runs the writer goroutine; errors are reported through report (on
+// the writer goroutine: it must not touch loop state).
+func (s *stateWriter) start(report func(string, error)) {
+	s.jobs = make(chan stateJob, 1)
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		for j := range s.jobs {
+			s.write(j, report)
+		}
+	}()
+}
+
+func (s *stateWriter) write(j stateJob, report func(string, error)) {
+	if j.main {
+		report(s.path, statedir.SaveState(s.path, j.st))
+	}
+	if j.persist {
+		report(s.persist, statedir.SaveState(s.persist, j.st))
+	}
+}
+
+// hand gives a snapshot to the writer, replacing one it has not started on.
+func (s *stateWriter) hand(j stateJob) {
+	for {
+		select {
+		case s.jobs <- j:
+			return
+		default:
+		}
+		select {
+		case old := <-s.jobs:
+			// Merge: the newer state goes to every file either asked for.
+			j.main, j.persist = j.main || old.main, j.persist || old.persist
+		default:
+		}
+	}
+}
+
+// stop waits for the writer to finish what it was given.
+func (s *stateWriter) stop() {
+	if s.jobs != nil {
+		close(s.jobs)
+		<-s.done
+		s.jobs = nil
+	}
+}
 
 // saveState writes the state when it changed and the interval allows, or
 // always when final (at shutdown).
@@ -62,21 +121,28 @@ func (d *Daemon) saveState(final bool) {
 			st.Lost = append(st.Lost, b)
 		}
 	}
+	job := stateJob{st: st, main: writeMain, persist: writePersist}
 	if writeMain {
-		if err := statedir.SaveState(s.path, st); err != nil {
-			d.count("state.write_error")
-			d.log.Error("state", "err", err)
-		} else {
-			d.count("state.written")
-		}
 		s.dirty, s.last = false, now
 	}
 	if writePersist {
-		if err := statedir.SaveState(s.persist, st); err != nil {
-			d.count("state.persist_error")
-			d.log.Error("persistent state", "err", err)
-		}
 		s.persistDirty, s.persistLast = false, now
+	}
+	if final || s.jobs == nil {
+		// At shutdown: wait for the writer, then write synchronously.
+		s.stop()
+		s.write(job, d.stateReport)
+		return
+	}
+	d.count("state.handed_to_writer")
+	s.hand(job)
+}
+
+// stateReport logs a write's outcome; it runs on the writer goroutine, so
+// it only logs (the logger is safe for concurrent use).
+func (d *Daemon) stateReport(path string, err error) {
+	if err != nil {
+		d.log.Error("state", "file", path, "err", err)
 	}
 }
 
