@@ -13,9 +13,11 @@
 package lease
 
 import (
+	"cmp"
 	"container/heap"
 	"encoding/hex"
 	"hash/fnv"
+	"math/bits"
 	"net"
 	"net/netip"
 	"slices"
@@ -78,6 +80,7 @@ type Lease struct {
 	Xid      uint32        // of the offer
 
 	heapIdx int
+	hwNext  *Lease // next record bound to a client with the same HW (Table.byHW)
 }
 
 // Holds reports whether the address is unavailable to other clients at now:
@@ -110,16 +113,70 @@ func (l *Lease) belongs(c Client) bool {
 type block struct {
 	idx  uint32
 	lost bool // another node took it: no new leases, existing ones forwarded
-	busy int  // addresses held (see Lease.Holds)
+	// Bitmaps of the block's addresses (bit i is address i), so Pick finds
+	// the candidates of a block with a few word operations instead of a
+	// map lookup per address. Blocks have at most 128 addresses.
+	rec      bitmap // a record exists
+	held     bitmap // the record holds the address (Lease.Holds)
+	reserved bitmap // reserved in the pool: never leased
+}
+
+// busy is the number of addresses held (see Lease.Holds).
+func (b *block) busy() int { return b.held.count() }
+
+// bitmap is a set of address positions in a block.
+type bitmap [2]uint64
+
+func (m *bitmap) set(i int, on bool) {
+	if on {
+		m[i>>6] |= 1 << (i & 63)
+	} else {
+		m[i>>6] &^= 1 << (i & 63)
+	}
+}
+
+func (m bitmap) has(i int) bool { return m[i>>6]&(1<<(i&63)) != 0 }
+
+func (m bitmap) count() int { return bits.OnesCount64(m[0]) + bits.OnesCount64(m[1]) }
+
+// next is the first position at or after i in m, or -1.
+func (m bitmap) next(i int) int {
+	for w := i >> 6; w < len(m); w++ {
+		word := m[w]
+		if w == i>>6 {
+			word &= ^uint64(0) << (i & 63)
+		}
+		if word != 0 {
+			return w<<6 | bits.TrailingZeros64(word)
+		}
+	}
+	return -1
+}
+
+// andNot is m without the positions of o.
+func (m bitmap) andNot(o bitmap) bitmap { return bitmap{m[0] &^ o[0], m[1] &^ o[1]} }
+
+// firstBits is the set of positions 0..n-1.
+func firstBits(n int) bitmap {
+	var m bitmap
+	for i := range n {
+		m.set(i, true)
+	}
+	return m
 }
 
 // Table is the lease table of one node.
 type Table struct {
 	pool     *pool.Pool
 	blocks   map[uint32]*block
-	live     []uint32 // blocks we serve (not lost), sorted; rebuilt when blocks change
+	live     []*block // blocks we serve (not lost), by index; rebuilt when blocks change
 	byAddr   map[netip.Addr]*Lease
 	byClient map[ClientKey]*Lease
+	// byHW chains the records of byClient by hardware address (through
+	// Lease.hwNext), so a client that changed or dropped its client
+	// identifier is matched to its record without a walk over all records:
+	// every new client takes that path.
+	byHW     map[string]*Lease
 	hosts    map[ClientKey]netip.Addr // host reservations
 	hostAddr map[netip.Addr]ClientKey
 	timers   leaseHeap // every record, by Expires
@@ -135,6 +192,7 @@ func NewTable(p *pool.Pool) *Table {
 		blocks:        make(map[uint32]*block),
 		byAddr:        make(map[netip.Addr]*Lease),
 		byClient:      make(map[ClientKey]*Lease),
+		byHW:          make(map[string]*Lease),
 		hosts:         make(map[ClientKey]netip.Addr),
 		hostAddr:      make(map[netip.Addr]ClientKey),
 		HoldReclaimed: time.Hour,
@@ -174,10 +232,13 @@ func (t *Table) AddBlock(idx uint32) {
 	}
 	b := &block{idx: idx}
 	t.blocks[idx] = b
-	// Records restored before the block was ours count again.
 	for i := range t.pool.BlockSize() {
-		if l := t.byAddr[t.pool.Addr(idx, i)]; l != nil && l.Holds() {
-			b.busy++
+		a := t.pool.Addr(idx, i)
+		b.reserved.set(i, t.pool.Reserved(a))
+		// Records restored before the block was ours count again.
+		if l := t.byAddr[a]; l != nil {
+			b.rec.set(i, true)
+			b.held.set(i, l.Holds())
 		}
 	}
 }
@@ -195,12 +256,12 @@ func (t *Table) LoseBlock(idx uint32) {
 // new client costs no allocation or sort (blocks change rarely).
 func (t *Table) rebuildLive() {
 	t.live = t.live[:0]
-	for idx, b := range t.blocks {
+	for _, b := range t.blocks {
 		if !b.lost {
-			t.live = append(t.live, idx)
+			t.live = append(t.live, b)
 		}
 	}
-	slices.Sort(t.live)
+	slices.SortFunc(t.live, func(a, b *block) int { return cmp.Compare(a.idx, b.idx) })
 }
 
 // DropBlock forgets a block and its records (a released needless block).
@@ -246,7 +307,7 @@ func (t *Table) Free(idx uint32) int {
 	if b == nil || b.lost {
 		return 0
 	}
-	return t.pool.Usable(idx) - b.busy - t.hostsIn(idx)
+	return t.pool.Usable(idx) - b.busy() - t.hostsIn(idx)
 }
 
 func (t *Table) hostsIn(idx uint32) int {
@@ -278,7 +339,7 @@ func (t *Table) FreeTotal() int {
 // Active reports whether any address of block idx is held (claim.Usage).
 func (t *Table) Active(idx uint32) bool {
 	b := t.blocks[idx]
-	return b != nil && b.busy > 0
+	return b != nil && b.busy() > 0
 }
 
 // At returns the record of address a, if any.
@@ -293,9 +354,10 @@ func (t *Table) Current(c Client) *Lease {
 	if len(c.HW) == 0 {
 		return nil
 	}
-	// Rare path: a client that sent a client id once and not now (or the
-	// reverse). Records are few (the addresses of our blocks).
-	for _, l := range t.byClient {
+	// A client that sent a client id once and not now (or the reverse):
+	// only records with its hardware address can belong to it. Of several,
+	// the one bound last wins.
+	for l := t.byHW[string(c.HW)]; l != nil; l = l.hwNext {
 		if l.belongs(c) {
 			return l
 		}
@@ -324,6 +386,12 @@ func (t *Table) AvailableFor(a netip.Addr, c Client) bool {
 // address probing our blocks from a hash-chosen start. Free and never-used
 // addresses are preferred over released or reclaimed ones that another
 // client may come back for.
+//
+// The probe order is fixed by the hash: blocks from a hash-chosen one on, in
+// each block the addresses from a hash-chosen offset on, wrapping. The
+// blocks' bitmaps give the candidates, so a probe costs a map lookup only
+// for an address that can be taken, and a full table costs a few word
+// operations per block.
 func (t *Table) Pick(c Client) (netip.Addr, bool) {
 	h := fnv.New64a()
 	h.Write([]byte(c.Key))
@@ -338,23 +406,63 @@ func (t *Table) Pick(c Client) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	start, off := int(sum%uint64(len(live))), int((sum>>32)%uint64(size))
-	var fallback netip.Addr
+	own := t.belonging(c)
+	all := firstBits(size)
+	// A fresh address has no record, or one of the client's own.
+	if a, ok := t.probe(live, start, off, own, func(b *block) bitmap { return all.andNot(b.rec) },
+		func(a netip.Addr) bool { return t.fresh(a, c) }); ok {
+		return a, true
+	}
+	// Else the first available one: not held by another client.
+	return t.probe(live, start, off, own, func(b *block) bitmap { return all.andNot(b.held) },
+		func(a netip.Addr) bool { return t.AvailableFor(a, c) })
+}
+
+// probe walks the blocks from live[start] and each block's addresses from
+// off, wrapping, and returns the first address among the candidates of its
+// block (cand, the client's own records and no reserved address) that ok
+// accepts.
+func (t *Table) probe(live []*block, start, off int, own []netip.Addr, cand func(*block) bitmap, ok func(netip.Addr) bool) (netip.Addr, bool) {
 	for i := range live {
-		idx := live[(start+i)%len(live)]
-		for j := range size {
-			a := t.pool.Addr(idx, (off+j)%size)
-			if !t.AvailableFor(a, c) {
-				continue
+		b := live[(start+i)%len(live)]
+		m := cand(b)
+		for _, a := range own {
+			if idx, in := t.pool.Block(a); in && idx == b.idx {
+				m.set(t.pool.Index(a), true)
 			}
-			if l := t.byAddr[a]; l == nil || l.belongs(c) {
+		}
+		m = m.andNot(b.reserved)
+		for p := m.next(off); p >= 0; p = m.next(p + 1) {
+			if a := t.pool.Addr(b.idx, p); ok(a) {
 				return a, true
 			}
-			if !fallback.IsValid() {
-				fallback = a
+		}
+		for p := m.next(0); p >= 0 && p < off; p = m.next(p + 1) {
+			if a := t.pool.Addr(b.idx, p); ok(a) {
+				return a, true
 			}
 		}
 	}
-	return fallback, fallback.IsValid()
+	return netip.Addr{}, false
+}
+
+// belonging lists the addresses of the records that belong to c (see
+// Lease.belongs): its own, and those of its hardware address when one side
+// has no client id. Records without a client carry no identity, so these
+// are all.
+func (t *Table) belonging(c Client) []netip.Addr {
+	var own []netip.Addr
+	if l := t.byClient[c.Key]; l != nil {
+		own = append(own, l.Addr)
+	}
+	if len(c.HW) > 0 {
+		for l := t.byHW[string(c.HW)]; l != nil; l = l.hwNext {
+			if l.Client != c.Key && l.belongs(c) {
+				own = append(own, l.Addr)
+			}
+		}
+	}
+	return own
 }
 
 // fresh reports whether a is available and carries no other client's affinity.
@@ -405,24 +513,60 @@ func (t *Table) claimAddr(c Client, a netip.Addr) *Lease {
 	l := t.byAddr[a]
 	if l == nil {
 		l = &Lease{Addr: a, heapIdx: -1}
-		t.byAddr[a] = l
+		t.add(l)
 	}
-	if l.Client != c.Key {
+	if l.Client != c.Key || !slices.Equal(l.HW, c.HW) {
 		t.unbind(l)
+		l.Client, l.HW = c.Key, slices.Clone(c.HW)
+		t.bind(l)
 	}
-	l.Client, l.ClientID, l.HW = c.Key, slices.Clone(c.ID), slices.Clone(c.HW)
+	if !slices.Equal(l.ClientID, c.ID) {
+		l.ClientID = slices.Clone(c.ID)
+	}
 	if c.Hostname != "" {
 		l.Hostname = c.Hostname
 	}
-	t.byClient[c.Key] = l
 	return l
 }
 
-// unbind removes a record from its client's index (the record stays).
-func (t *Table) unbind(l *Lease) {
-	if l.Client != "" && t.byClient[l.Client] == l {
-		delete(t.byClient, l.Client)
+// bind enters a record in its client's indexes.
+func (t *Table) bind(l *Lease) {
+	t.byClient[l.Client] = l
+	if len(l.HW) > 0 {
+		k := string(l.HW)
+		l.hwNext = t.byHW[k]
+		t.byHW[k] = l
 	}
+}
+
+// unbind removes a record from its client's indexes (the record stays).
+func (t *Table) unbind(l *Lease) {
+	if l.Client == "" || t.byClient[l.Client] != l {
+		return
+	}
+	delete(t.byClient, l.Client)
+	if len(l.HW) == 0 {
+		return
+	}
+	// The chain holds the records of one hardware address: one, or a few
+	// for a client that changed its client identifier.
+	k := string(l.HW)
+	head := t.byHW[k]
+	if head == l {
+		if l.hwNext == nil {
+			delete(t.byHW, k)
+		} else {
+			t.byHW[k] = l.hwNext
+		}
+	} else {
+		for p := head; p != nil; p = p.hwNext {
+			if p.hwNext == l {
+				p.hwNext = l.hwNext
+				break
+			}
+		}
+	}
+	l.hwNext = nil
 }
 
 // Release frees c's lease on a (RELEASE). It reports whether the lease
@@ -474,7 +618,7 @@ func (t *Table) Reclaim(now time.Duration, max int) []Lease {
 		case Assigned:
 			t.setState(l, Reclaimed)
 			t.setExpiry(l, now+t.HoldReclaimed)
-			out = append(out, *l)
+			out = append(out, export(l))
 		default: // offers, probation, affinity records
 			t.remove(l)
 		}
@@ -501,11 +645,16 @@ func (t *Table) Insert(l Lease) bool {
 		return false
 	}
 	rec := l
-	rec.heapIdx = -1
+	rec.heapIdx, rec.hwNext = -1, nil
 	rec.State = 0
-	t.byAddr[rec.Addr] = &rec
+	if rec.Client == "" {
+		// A record without a client carries no identity, as Decline
+		// leaves it: nobody's hardware address matches it.
+		rec.ClientID, rec.HW, rec.Hostname = nil, nil, ""
+	}
+	t.add(&rec)
 	if rec.Client != "" {
-		t.byClient[rec.Client] = &rec
+		t.bind(&rec)
 	}
 	t.setState(&rec, l.State)
 	t.setExpiry(&rec, l.Expires)
@@ -516,7 +665,7 @@ func (t *Table) Insert(l Lease) bool {
 func (t *Table) Leases() []Lease {
 	out := make([]Lease, 0, len(t.byAddr))
 	for _, l := range t.byAddr {
-		out = append(out, *l)
+		out = append(out, export(l))
 	}
 	slices.SortFunc(out, func(a, b Lease) int { return a.Addr.Compare(b.Addr) })
 	return out
@@ -525,6 +674,14 @@ func (t *Table) Leases() []Lease {
 // Len is the number of records.
 func (t *Table) Len() int { return len(t.byAddr) }
 
+// add enters a new record.
+func (t *Table) add(l *Lease) {
+	t.byAddr[l.Addr] = l
+	if b, i := t.blockAt(l.Addr); b != nil {
+		b.rec.set(i, true)
+	}
+}
+
 func (t *Table) remove(l *Lease) {
 	t.setState(l, 0)
 	t.unbind(l)
@@ -532,9 +689,21 @@ func (t *Table) remove(l *Lease) {
 		heap.Remove(&t.timers, l.heapIdx)
 	}
 	delete(t.byAddr, l.Addr)
+	if b, i := t.blockAt(l.Addr); b != nil {
+		b.rec.set(i, false)
+	}
 }
 
-// setState changes a record's state and keeps the block's busy count.
+// blockAt returns the block of a, if we have it, and a's position in it.
+func (t *Table) blockAt(a netip.Addr) (*block, int) {
+	idx, ok := t.pool.Block(a)
+	if !ok {
+		return nil, 0
+	}
+	return t.blocks[idx], t.pool.Index(a)
+}
+
+// setState changes a record's state and keeps the block's held bitmap.
 func (t *Table) setState(l *Lease, s State) {
 	was := l.Holds()
 	l.State = s
@@ -542,16 +711,8 @@ func (t *Table) setState(l *Lease, s State) {
 	if was == now {
 		return
 	}
-	idx, ok := t.pool.Block(l.Addr)
-	if !ok {
-		return
-	}
-	if b := t.blocks[idx]; b != nil {
-		if now {
-			b.busy++
-		} else {
-			b.busy--
-		}
+	if b, i := t.blockAt(l.Addr); b != nil {
+		b.held.set(i, now)
 	}
 }
 
@@ -589,4 +750,11 @@ func (h *leaseHeap) Pop() any {
 	l.heapIdx = -1
 	*h = old[:len(old)-1]
 	return l
+}
+
+// export copies a record without the table's links.
+func export(l *Lease) Lease {
+	c := *l
+	c.heapIdx, c.hwNext = -1, nil
+	return c
 }
