@@ -717,8 +717,9 @@ never retransmit, so with the default it would measure the limit.
 
 Leases are persisted by every server, each in its own way: ddhcpd rewrites
 its whole state file (\`DIR/state/state.json\`: leases and owned blocks,
-fsync and rename) at most every \`-state-interval\` (default 1 s), from its
-event loop; Kea's memfile appends each lease change to its CSV file (LFC off:
+fsync and rename) at most every \`-state-interval\` (default 1 s), on a
+writer goroutine to which its event loop hands the leases changed since
+the last write; Kea's memfile appends each lease change to its CSV file (LFC off:
 \`lfc-interval\` 0); dnsmasq rewrites its lease file after changes. The
 diagnostic row is ddhcpd with \`-state-interval 1h\`: the state file is
 written once at the first lease and at exit, which shows what the periodic

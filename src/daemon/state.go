@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"errors"
+	"net/netip"
 	"path/filepath"
 	"time"
 
 	"ddhcpd/src/config"
+	"ddhcpd/src/lease"
 	"ddhcpd/src/statedir"
 )
 
@@ -22,15 +24,32 @@ type stateWriter struct {
 	dirty, persistDirty bool
 
 	// Encoding and writing (with fsync) happen on a goroutine, so a big
-	// lease table never stalls the event loop: the loop hands over a
-	// snapshot, and a newer snapshot replaces one not yet written.
+	// lease table never stalls the event loop: the loop hands over the
+	// lease records that changed since its last job (O(changes), not
+	// O(leases)), and a newer job is merged into one not yet written.
+	// The writer keeps every record, encoded, in snap.
 	jobs chan stateJob
 	done chan struct{}
+	snap statedir.Snapshot // owned by the writer goroutine, by the loop after stop
 }
 
+// writerPause is how long the state writer pauses every
+// statedir.YieldEvery records; Go's timers make it up to a millisecond when
+// nothing else happens.
+const writerPause = 50 * time.Microsecond
+
 type stateJob struct {
-	st            statedir.State
+	st            statedir.State // without leases: they are in deltas
+	now           time.Duration  // monotonic time of st, for the leases' remaining time
+	deltas        []leaseDelta   // in order
 	main, persist bool
+}
+
+// leaseDelta is one report of lease.Table.Changes.
+type leaseDelta struct {
+	changed []lease.Lease
+	removed []netip.Addr
+	full    bool
 }
 
 func newStateWriter(cfg config.Config) stateWriter {
@@ -51,6 +70,13 @@ func (s *stateWriter) due() time.Duration { return s.last + s.every }
 func (s *stateWriter) start(report func(string, error)) {
 	s.jobs = make(chan stateJob, 1)
 	s.done = make(chan struct{})
+	// The loop comes first: with one CPU (GOMAXPROCS 1 on a router) a
+	// big table would otherwise hold up DHCP replies for milliseconds.
+	// The writer pauses rather than calling runtime.Gosched: the
+	// scheduler runs any runnable goroutine before it looks for network
+	// input, so after a Gosched the loop would still see no packets until
+	// the writer is done (or sysmon polls, after 10 ms).
+	s.snap.Yield = func() { time.Sleep(writerPause) }
 	go func() {
 		defer close(s.done)
 		for j := range s.jobs {
@@ -60,11 +86,19 @@ func (s *stateWriter) start(report func(string, error)) {
 }
 
 func (s *stateWriter) write(j stateJob, report func(string, error)) {
+	for _, d := range j.deltas {
+		s.snap.Apply(d.changed, d.removed, d.full)
+	}
+	b, err := s.snap.Encode(j.st, j.now)
+	if err != nil {
+		report(s.path, err)
+		return
+	}
 	if j.main {
-		report(s.path, statedir.SaveState(s.path, j.st))
+		report(s.path, statedir.WriteState(s.path, b))
 	}
 	if j.persist {
-		report(s.persist, statedir.SaveState(s.persist, j.st))
+		report(s.persist, statedir.WriteState(s.persist, b))
 	}
 }
 
@@ -78,8 +112,10 @@ func (s *stateWriter) hand(j stateJob) {
 		}
 		select {
 		case old := <-s.jobs:
-			// Merge: the newer state goes to every file either asked for.
+			// Merge: the newer state goes to every file either asked
+			// for, and the older changes come first.
 			j.main, j.persist = j.main || old.main, j.persist || old.persist
+			j.deltas = append(old.deltas, j.deltas...)
 		default:
 		}
 	}
@@ -113,7 +149,6 @@ func (d *Daemon) saveState(final bool) {
 		Pool:    d.cfg.Pool.Masked().String(),
 		SizeExp: d.cfg.SizeExp,
 		Blocks:  d.eng.Owned(),
-		Leases:  statedir.Records(now, d.leases.Leases()),
 	}
 	idx, lost := d.leases.Blocks()
 	for i, b := range idx {
@@ -121,7 +156,8 @@ func (d *Daemon) saveState(final bool) {
 			st.Lost = append(st.Lost, b)
 		}
 	}
-	job := stateJob{st: st, main: writeMain, persist: writePersist}
+	changed, removed, full := d.leases.Changes()
+	job := stateJob{st: st, now: now, deltas: []leaseDelta{{changed, removed, full}}, main: writeMain, persist: writePersist}
 	if writeMain {
 		s.dirty, s.last = false, now
 	}

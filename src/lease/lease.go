@@ -81,6 +81,8 @@ type Lease struct {
 
 	heapIdx int
 	hwNext  *Lease // next record bound to a client with the same HW (Table.byHW)
+	dirty   bool   // listed in Table.changed
+	gone    bool   // removed from the table
 }
 
 // Holds reports whether the address is unavailable to other clients at now:
@@ -180,6 +182,11 @@ type Table struct {
 	hosts    map[ClientKey]netip.Addr // host reservations
 	hostAddr map[netip.Addr]ClientKey
 	timers   leaseHeap // every record, by Expires
+	// Records changed since the last Changes call, for the state file
+	// writer; tracking starts with the first call.
+	changed  []*Lease
+	tracking bool
+	allDirty bool // too many changes went uncollected: the next Changes is full
 	// HoldReclaimed is how long released and reclaimed records are kept
 	// for affinity.
 	HoldReclaimed time.Duration
@@ -509,12 +516,14 @@ func (t *Table) claimAddr(c Client, a netip.Addr) *Lease {
 		}
 		t.unbind(old)
 		old.Client, old.ClientID, old.HW, old.Hostname = "", nil, nil, ""
+		t.touch(old)
 	}
 	l := t.byAddr[a]
 	if l == nil {
 		l = &Lease{Addr: a, heapIdx: -1}
 		t.add(l)
 	}
+	t.touch(l)
 	if l.Client != c.Key || !slices.Equal(l.HW, c.HW) {
 		t.unbind(l)
 		l.Client, l.HW = c.Key, slices.Clone(c.HW)
@@ -591,6 +600,7 @@ func (t *Table) Decline(now time.Duration, c Client, a netip.Addr, d time.Durati
 	}
 	t.unbind(l)
 	l.Client, l.ClientID, l.HW, l.Hostname = "", nil, nil, ""
+	t.touch(l)
 	t.setState(l, Declined)
 	t.setExpiry(l, now+d)
 	return true
@@ -645,7 +655,7 @@ func (t *Table) Insert(l Lease) bool {
 		return false
 	}
 	rec := l
-	rec.heapIdx, rec.hwNext = -1, nil
+	rec.heapIdx, rec.hwNext, rec.dirty, rec.gone = -1, nil, false, false
 	rec.State = 0
 	if rec.Client == "" {
 		// A record without a client carries no identity, as Decline
@@ -653,6 +663,7 @@ func (t *Table) Insert(l Lease) bool {
 		rec.ClientID, rec.HW, rec.Hostname = nil, nil, ""
 	}
 	t.add(&rec)
+	t.touch(&rec)
 	if rec.Client != "" {
 		t.bind(&rec)
 	}
@@ -682,8 +693,10 @@ func (t *Table) add(l *Lease) {
 	}
 }
 
+// remove drops a record; setState lists it, so Changes reports it gone.
 func (t *Table) remove(l *Lease) {
 	t.setState(l, 0)
+	l.gone = true
 	t.unbind(l)
 	if l.heapIdx >= 0 {
 		heap.Remove(&t.timers, l.heapIdx)
@@ -705,6 +718,7 @@ func (t *Table) blockAt(a netip.Addr) (*block, int) {
 
 // setState changes a record's state and keeps the block's held bitmap.
 func (t *Table) setState(l *Lease, s State) {
+	t.touch(l)
 	was := l.Holds()
 	l.State = s
 	now := l.Holds()
@@ -717,6 +731,7 @@ func (t *Table) setState(l *Lease, s State) {
 }
 
 func (t *Table) setExpiry(l *Lease, at time.Duration) {
+	t.touch(l)
 	l.Expires = at
 	if l.heapIdx >= 0 {
 		heap.Fix(&t.timers, l.heapIdx)
@@ -752,9 +767,61 @@ func (h *leaseHeap) Pop() any {
 	return l
 }
 
+// touch lists a changed record for Changes.
+func (t *Table) touch(l *Lease) {
+	if !t.tracking || t.allDirty || l.dirty {
+		return
+	}
+	l.dirty = true
+	t.changed = append(t.changed, l)
+	// Bounded: when nobody collects the changes for long (offers come and
+	// go, but no lease event asks for a write), the list is dropped and
+	// the next Changes reports every record.
+	if len(t.changed) > 2*len(t.byAddr)+1024 {
+		t.allDirty = true
+		t.changed = nil
+		for _, r := range t.byAddr {
+			r.dirty = false
+		}
+	}
+}
+
+// Changes reports what changed since the previous call: copies of the
+// records that changed, and the addresses whose record is gone. An address
+// whose record went and that got a new one is in both: removals come first.
+// With full set, changed holds every record and removed is empty: the
+// first call (tracking starts with it), and when too many changes went
+// uncollected. It lets the state file be kept up to date in O(changes) on
+// the caller's side.
+func (t *Table) Changes() (changed []Lease, removed []netip.Addr, full bool) {
+	if !t.tracking || t.allDirty {
+		t.tracking, t.allDirty = true, false
+		changed = make([]Lease, 0, len(t.byAddr))
+		for _, l := range t.byAddr {
+			l.dirty = false
+			changed = append(changed, export(l))
+		}
+		clear(t.changed)
+		t.changed = t.changed[:0]
+		return changed, nil, true
+	}
+	changed = make([]Lease, 0, len(t.changed))
+	for _, l := range t.changed {
+		l.dirty = false // each record is listed once
+		if l.gone {
+			removed = append(removed, l.Addr)
+		} else {
+			changed = append(changed, export(l))
+		}
+	}
+	clear(t.changed)
+	t.changed = t.changed[:0]
+	return changed, removed, false
+}
+
 // export copies a record without the table's links.
 func export(l *Lease) Lease {
 	c := *l
-	c.heapIdx, c.hwNext = -1, nil
+	c.heapIdx, c.hwNext, c.dirty, c.gone = -1, nil, false, false
 	return c
 }

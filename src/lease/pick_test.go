@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -277,6 +278,73 @@ func TestCurrentByHardwareAddress(t *testing.T) {
 
 func (c Client) withHW(hw net.HardwareAddr) Client { c.HW = hw; return c }
 
+// Changes reports, after a first full round, exactly the records that
+// changed and those that went, so applying them to a copy keeps the copy
+// equal to the table.
+func TestChanges(t *testing.T) {
+	p, err := pool.New(netip.MustParsePrefix("10.0.0.0/24"), 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		ops   int
+		every int // Changes after this many operations
+	}{
+		{"often", 2000, 3},
+		{"rarely", 2000, 400},
+		{"overflow", 20000, 20000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(1, 2))
+			tab := NewTable(p)
+			tab.HoldReclaimed = 20 * time.Second
+			for b := range uint32(4) {
+				tab.AddBlock(b)
+			}
+			now := time.Duration(0)
+			churn(r, tab, &now, 30, 50)
+			mirror := map[netip.Addr]Lease{}
+			apply := func() (full bool) {
+				changed, removed, full := tab.Changes()
+				if full {
+					clear(mirror)
+				}
+				for _, a := range removed {
+					delete(mirror, a)
+				}
+				for _, l := range changed {
+					mirror[l.Addr] = l
+				}
+				return full
+			}
+			if !apply() {
+				t.Fatal("first Changes not full")
+			}
+			for done := 0; done < tt.ops; done += tt.every {
+				churn(r, tab, &now, 30, tt.every)
+				full := apply()
+				if full != (tt.name == "overflow") {
+					t.Fatalf("full = %v", full)
+				}
+				want := tab.Leases()
+				got := make([]Lease, 0, len(mirror))
+				for _, l := range mirror {
+					got = append(got, l)
+				}
+				slices.SortFunc(got, func(a, b Lease) int { return a.Addr.Compare(b.Addr) })
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("after %d operations the copy differs:\n got %v\nwant %v", done, got, want)
+				}
+			}
+			if changed, removed, _ := tab.Changes(); len(changed)+len(removed) != 0 {
+				t.Errorf("nothing happened, yet %d changed, %d removed", len(changed), len(removed))
+			}
+		})
+	}
+}
+
 // BenchmarkPick is the address choice for a new client in a table of 510
 // blocks of 128 (scripts/bench-dhcp.sh's pool), filled to a share with
 // leases or with affinity records (released and reclaimed addresses that
@@ -326,6 +394,39 @@ func BenchmarkPick(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkChanges is what the event loop pays per state file write: the
+// report of 10 000 changed records out of 40 000.
+func BenchmarkChanges(b *testing.B) {
+	p, err := pool.New(netip.MustParsePrefix("10.0.0.0/16"), 7, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tab := NewTable(p)
+	for i := range uint32(510) {
+		tab.AddBlock(i)
+	}
+	var cs []Client
+	for i := range 40000 {
+		c := Client{Key: ClientKey(fmt.Sprint("c", i)), HW: net.HardwareAddr{2, 1, 0, byte(i >> 16), byte(i >> 8), byte(i)}}
+		a, _ := tab.Pick(c)
+		tab.Assign(0, c, a, time.Hour)
+		cs = append(cs, c)
+	}
+	tab.Changes()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		for _, c := range cs[(i%4)*10000:][:10000] {
+			l := tab.Current(c)
+			tab.Assign(time.Duration(i), c, l.Addr, time.Hour)
+		}
+		b.StartTimer()
+		if changed, _, _ := tab.Changes(); len(changed) != 10000 {
+			b.Fatalf("%d changed", len(changed))
 		}
 	}
 }
