@@ -55,6 +55,9 @@ func (s *Server) reply(r Request, mt dhcpv4.MessageType, yiaddr netip.Addr, leas
 	return Decision{Action: Reply, Reply: rep, Dest: s.dest(r, rep, yiaddr)}
 }
 
+// bootpHeader is the length of the BOOTP header with the magic cookie.
+const bootpHeader = 240
+
 func seconds(d time.Duration) []byte {
 	return binary.BigEndian.AppendUint32(nil, uint32(d/time.Second))
 }
@@ -62,21 +65,8 @@ func seconds(d time.Duration) []byte {
 // addOptions adds the configured options the client asked for (55) or that
 // are always sent, and the basic ones whenever configured (Kea 44, 46).
 func (s *Server) addOptions(o dhcpv4.Options, m *dhcpv4.DHCPv4, withLease bool) {
-	configured := map[uint8][]byte{}
-	want := map[uint8]bool{}
-	for _, opt := range s.cfg.Options {
-		configured[opt.Code] = opt.Data
-		if opt.Always {
-			want[opt.Code] = true
-		}
-	}
-	// Defaults derived from the clients' subnet, unless configured.
-	if _, ok := configured[1]; !ok {
-		configured[1] = net.CIDRMask(s.cfg.Subnet.Bits(), 32)
-	}
-	if _, ok := configured[28]; !ok {
-		configured[28] = lastAddr(s.cfg.Subnet).AsSlice()
-	}
+	t := s.opts
+	want := t.always
 	for _, c := range m.ParameterRequestList() {
 		want[c.Code()] = true
 	}
@@ -84,17 +74,45 @@ func (s *Server) addOptions(o dhcpv4.Options, m *dhcpv4.DHCPv4, withLease bool) 
 		want[basic] = true
 	}
 	if !withLease {
-		delete(want, 1) // INFORM: the client has its address and mask
+		want[1] = false // INFORM: the client has its address and mask
 	}
 	// Set by the server itself, never from configuration.
 	for _, own := range []uint8{53, 54, 50, 51, 58, 59, 61, 82} {
-		delete(want, own)
+		want[own] = false
 	}
-	for code := range want {
-		if data, ok := configured[code]; ok {
-			o.Update(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(code), data))
+	for code, w := range want {
+		if w && t.has[code] {
+			o.Update(dhcpv4.OptGeneric(dhcpv4.GenericOptionCode(code), t.data[code]))
 		}
 	}
+}
+
+// optionTable is what addOptions needs of the configuration, worked out
+// once per configuration rather than for every reply.
+type optionTable struct {
+	data   [256][]byte
+	has    [256]bool
+	always [256]bool
+}
+
+// newOptionTable indexes the configured options by code (the last of a
+// code wins) and adds the defaults derived from the clients' subnet unless
+// configured.
+func newOptionTable(opts []Option, subnet netip.Prefix) *optionTable {
+	t := new(optionTable)
+	for _, opt := range opts {
+		t.data[opt.Code], t.has[opt.Code] = opt.Data, true
+		if opt.Always {
+			t.always[opt.Code] = true
+		}
+	}
+	if !t.has[1] {
+		t.data[1], t.has[1] = net.CIDRMask(subnet.Bits(), 32), true
+	}
+	if !t.has[28] {
+		t.data[28], t.has[28] = lastAddr(subnet).AsSlice(), true
+	}
+	return t
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {
@@ -123,12 +141,20 @@ func (s *Server) dest(r Request, rep *dhcpv4.DHCPv4, yiaddr netip.Addr) Dest {
 // last, everything else by code (Kea 19), options longer than 255 bytes
 // split (RFC 3396), END, and padding to the 300-byte BOOTP minimum.
 func Encode(d *dhcpv4.DHCPv4) []byte {
-	hdr := *d
-	hdr.Options = dhcpv4.Options{}
-	b := hdr.ToBytes()
-	// ToBytes wrote header, cookie, END and padding; keep header and cookie.
-	b = b[:240]
-	codes := make([]int, 0, len(d.Options))
+	b := make([]byte, bootpHeader, 576)
+	// The fixed header as DHCPv4.ToBytes writes it, without its buffers.
+	b[0], b[1], b[2], b[3] = byte(d.OpCode), byte(d.HWType), byte(len(d.ClientHWAddr)), d.HopCount
+	copy(b[4:8], d.TransactionID[:])
+	binary.BigEndian.PutUint16(b[8:], d.NumSeconds)
+	binary.BigEndian.PutUint16(b[10:], d.Flags)
+	for i, ip := range []net.IP{d.ClientIPAddr, d.YourIPAddr, d.ServerIPAddr, d.GatewayIPAddr} {
+		copy(b[12+4*i:16+4*i], ip.To4()) // nil: zeros
+	}
+	copy(b[28:44], d.ClientHWAddr)
+	copy(b[44:44+63], d.ServerHostName)
+	copy(b[108:108+127], d.BootFileName)
+	copy(b[236:240], []byte{99, 130, 83, 99}) // the magic cookie
+	codes := make([]int, 0, len(d.Options)+2)
 	for c := range d.Options {
 		if c != 0 && c != 255 && c != 53 && c != 82 {
 			codes = append(codes, int(c))
@@ -136,7 +162,7 @@ func Encode(d *dhcpv4.DHCPv4) []byte {
 	}
 	slices.Sort(codes)
 	if _, ok := d.Options[53]; ok {
-		codes = append([]int{53}, codes...)
+		codes = slices.Insert(codes, 0, 53)
 	}
 	if _, ok := d.Options[82]; ok {
 		codes = append(codes, 82)

@@ -175,6 +175,7 @@ type Server struct {
 	pool   *pool.Pool
 	blocks Blocks
 	admit  *Admission
+	opts   *optionTable // of cfg.Options and cfg.Subnet
 }
 
 // New makes a server. The server id is required.
@@ -197,7 +198,7 @@ func New(cfg Config, t *lease.Table, b Blocks) (*Server, error) {
 	if cfg.LeaseTime < 10*time.Second || cfg.LeaseTime > 0xffffffff*time.Second {
 		return nil, fmt.Errorf("dhcp4: lease time %v out of range", cfg.LeaseTime)
 	}
-	s := &Server{cfg: cfg, leases: t, pool: t.Pool(), blocks: b}
+	s := &Server{cfg: cfg, leases: t, pool: t.Pool(), blocks: b, opts: newOptionTable(cfg.Options, cfg.Subnet)}
 	if cfg.AdmitRate > 0 {
 		s.admit = NewAdmission()
 		s.admit.Rate, s.admit.Burst, s.admit.tokens = cfg.AdmitRate, 2*cfg.AdmitRate, 2*cfg.AdmitRate
@@ -209,7 +210,10 @@ func New(cfg Config, t *lease.Table, b Blocks) (*Server, error) {
 func (s *Server) Config() Config { return s.cfg }
 
 // SetOptions replaces the configured options (at run time, from the loop).
-func (s *Server) SetOptions(opts []Option) { s.cfg.Options = slices.Clone(opts) }
+func (s *Server) SetOptions(opts []Option) {
+	s.cfg.Options = slices.Clone(opts)
+	s.opts = newOptionTable(s.cfg.Options, s.cfg.Subnet)
+}
 
 // SetLeaseTime changes the lease time for new grants.
 func (s *Server) SetLeaseTime(d time.Duration) { s.cfg.LeaseTime = d }

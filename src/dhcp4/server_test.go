@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -558,5 +559,71 @@ func TestNoServerID(t *testing.T) {
 	p, _ := pool.New(netip.MustParsePrefix("10.0.0.0/24"), 4, nil)
 	if _, err := New(Config{}, lease.NewTable(p), &fakeBlocks{}); err == nil {
 		t.Error("accepted a config without a server id")
+	}
+}
+
+// encodeViaToBytes is Encode as it was, on the library's serializer: the
+// header of ToBytes, then the options in Encode's order.
+func encodeViaToBytes(d *dhcpv4.DHCPv4) []byte {
+	hdr := *d
+	hdr.Options = dhcpv4.Options{}
+	b := hdr.ToBytes()[:240]
+	var codes []int
+	for c := range d.Options {
+		if c != 0 && c != 255 && c != 53 && c != 82 {
+			codes = append(codes, int(c))
+		}
+	}
+	slices.Sort(codes)
+	if _, ok := d.Options[53]; ok {
+		codes = append([]int{53}, codes...)
+	}
+	if _, ok := d.Options[82]; ok {
+		codes = append(codes, 82)
+	}
+	for _, c := range codes {
+		for data := d.Options[uint8(c)]; ; {
+			n := min(len(data), 255)
+			b = append(b, uint8(c), uint8(n))
+			b = append(b, data[:n]...)
+			if data = data[n:]; len(data) == 0 {
+				break
+			}
+		}
+	}
+	b = append(b, 255)
+	for len(b) < 300 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// Encode writes the header itself; it must write what the library does.
+func TestEncodeMatchesToBytes(t *testing.T) {
+	long := bytes.Repeat([]byte{7}, 600)
+	tests := []struct {
+		name string
+		d    dhcpv4.DHCPv4
+	}{
+		{"zero", dhcpv4.DHCPv4{}},
+		{"ack to a relay", dhcpv4.DHCPv4{
+			OpCode: dhcpv4.OpcodeBootReply, HWType: 1, HopCount: 1, TransactionID: dhcpv4.TransactionID{1, 2, 3, 4},
+			NumSeconds: 513, Flags: 0x8000, ClientIPAddr: net.IPv4zero, YourIPAddr: ip("10.0.1.2"),
+			ServerIPAddr: net.IPv4zero, GatewayIPAddr: ip("10.0.255.1"), ClientHWAddr: mac(9),
+			Options: dhcpv4.Options{53: {5}, 54: {10, 0, 0, 1}, 82: {1, 2, 3, 4}, 3: {10, 0, 0, 254}, 1: {255, 255, 0, 0}},
+		}},
+		{"names, long chaddr, IPv4 in 16 bytes", dhcpv4.DHCPv4{
+			OpCode: dhcpv4.OpcodeBootReply, HWType: 32, ClientHWAddr: bytes.Repeat([]byte{0xab}, 20),
+			YourIPAddr: net.ParseIP("10.0.0.9"), ServerHostName: strings.Repeat("s", 80), BootFileName: strings.Repeat("f", 200),
+			Options: dhcpv4.Options{121: long, 0: {1}, 255: {2}},
+		}},
+		{"short names, no type", dhcpv4.DHCPv4{ServerHostName: "tftp", BootFileName: "pxelinux.0", Options: dhcpv4.Options{66: []byte("x")}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, want := Encode(&tt.d), encodeViaToBytes(&tt.d); !bytes.Equal(got, want) {
+				t.Errorf("Encode:\n got %x\nwant %x", got, want)
+			}
+		})
 	}
 }
