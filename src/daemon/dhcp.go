@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -52,12 +54,18 @@ func (d *Daemon) decide(req dhcp4.Request, park bool) {
 	for _, ev := range dec.Events {
 		d.count("dhcp.event." + string(ev.Kind))
 		d.state.dirty = true
-		d.log.Info("dhcp "+string(ev.Kind), "addr", ev.Addr, "hw", ev.HW.String(), "hostname", ev.Hostname)
-		args := []string{string(ev.Kind), ev.Addr.String(), hookMAC(ev.HW)}
-		if ev.Hostname != "" {
-			args = append(args, ev.Hostname)
+		// Every new client has an event: format it only for a log
+		// level or a hook that takes it.
+		if d.log.Enabled(context.Background(), slog.LevelInfo) {
+			d.log.Info("dhcp "+string(ev.Kind), "addr", ev.Addr, "hw", ev.HW.String(), "hostname", ev.Hostname)
 		}
-		d.runHook(args...)
+		if d.hook != nil {
+			args := []string{string(ev.Kind), ev.Addr.String(), hookMAC(ev.HW)}
+			if ev.Hostname != "" {
+				args = append(args, ev.Hostname)
+			}
+			d.runHook(args...)
+		}
 	}
 }
 
