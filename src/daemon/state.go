@@ -89,16 +89,11 @@ func (s *stateWriter) write(j stateJob, report func(string, error)) {
 	for _, d := range j.deltas {
 		s.snap.Apply(d.changed, d.removed, d.full)
 	}
-	b, err := s.snap.Encode(j.st, j.now)
-	if err != nil {
-		report(s.path, err)
-		return
-	}
 	if j.main {
-		report(s.path, statedir.WriteState(s.path, b))
+		report(s.path, s.snap.Save(s.path, j.st, j.now))
 	}
 	if j.persist {
-		report(s.persist, statedir.WriteState(s.persist, b))
+		report(s.persist, s.snap.Save(s.persist, j.st, j.now))
 	}
 }
 

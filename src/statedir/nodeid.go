@@ -71,6 +71,15 @@ func NewNodeID(random io.Reader) (wire.NodeID, error) {
 // WriteFile replaces path atomically with data, mode 0600: a crash leaves
 // either the old or the new file, never a torn one.
 func WriteFile(path string, data []byte) error {
+	return writeFileWith(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeFileWith is WriteFile with the content written by write, so a large
+// file need not be held in memory.
+func writeFileWith(path string, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
@@ -80,7 +89,7 @@ func WriteFile(path string, data []byte) error {
 		tmp.Close()
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
+	if err := write(tmp); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -1,10 +1,12 @@
 package statedir
 
 import (
+	"bufio"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -19,11 +21,12 @@ import (
 // rather than a conversion and JSON encoding of the whole table: with
 // thousands of leases that encoding was most of the daemon's work besides
 // the packets. The file is the one SaveState writes, so LoadState reads it.
+// Memory: some 200 bytes per record (its JSON and the map entry).
 //
 // A Snapshot is not safe for concurrent use: the state writer owns it.
 type Snapshot struct {
 	// Yield, if set, is called every YieldEvery records that Apply or
-	// Encode handle: the writer lets the event loop run meanwhile, which
+	// Save handle: the writer lets the event loop run meanwhile, which
 	// on a router's single CPU would otherwise wait for the whole table
 	// to be encoded.
 	Yield func()
@@ -31,10 +34,10 @@ type Snapshot struct {
 	recs    map[uint32]snapRecord // by IPv4 address
 	order   []uint32              // the keys of recs, sorted; stale when reorder is set
 	reorder bool
-	buf     []byte
+	scratch []byte
 }
 
-// YieldEvery is how many records Apply and Encode handle between calls of
+// YieldEvery is how many records Apply and Save handle between calls of
 // Snapshot.Yield: about 0.2 ms of work on a PC, a few on a router.
 const YieldEvery = 1024
 
@@ -90,16 +93,28 @@ func key(a netip.Addr) (uint32, bool) {
 	return binary.BigEndian.Uint32(b[:]), true
 }
 
-// Encode returns the state file's content: the header fields of st (its
-// Leases are ignored) and the snapshot's records by address, with their
-// remaining time at monotonic time now. The result is valid until the next
-// call. It fails only for a save time that JSON cannot hold (a year
-// outside 0-9999).
-func (s *Snapshot) Encode(st State, now time.Duration) ([]byte, error) {
-	saved, err := json.Marshal(st.SavedAt)
+// Save writes the state file to path atomically with mode 0600, as
+// SaveState does: the header fields of st (its Leases are ignored) and the
+// snapshot's records, with their remaining time at monotonic time now. It
+// streams the file, so a large table is not held in memory twice.
+func (s *Snapshot) Save(path string, st State, now time.Duration) error {
+	saved, err := json.Marshal(st.SavedAt) // fails for a year JSON cannot hold
 	if err != nil {
-		return nil, fmt.Errorf("encode state: %w", err)
+		return fmt.Errorf("encode state: %w", err)
 	}
+	err = writeFileWith(path, func(f io.Writer) error {
+		w := bufio.NewWriterSize(f, 64<<10)
+		s.write(w, st, saved, now)
+		return w.Flush()
+	})
+	if err != nil {
+		return fmt.Errorf("save state %s: %w", path, err)
+	}
+	return nil
+}
+
+// write writes the file's content; errors stay in w until its Flush.
+func (s *Snapshot) write(w *bufio.Writer, st State, saved []byte, now time.Duration) {
 	if s.reorder {
 		s.order = s.order[:0]
 		for k := range s.recs {
@@ -108,7 +123,7 @@ func (s *Snapshot) Encode(st State, now time.Duration) ([]byte, error) {
 		slices.Sort(s.order)
 		s.reorder = false
 	}
-	b := append(s.buf[:0], `{"version":`...)
+	b := append(s.scratch[:0], `{"version":`...)
 	b = strconv.AppendInt(b, StateVersion, 10)
 	b = append(b, `,"saved_at":`...)
 	b = append(b, saved...)
@@ -125,8 +140,10 @@ func (s *Snapshot) Encode(st State, now time.Duration) ([]byte, error) {
 		b = appendBlocks(b, st.Lost)
 	}
 	b = append(b, `,"leases":[`...)
+	w.Write(b)
 	for i, k := range s.order {
 		s.step(i)
+		b = b[:0]
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -134,19 +151,10 @@ func (s *Snapshot) Encode(st State, now time.Duration) ([]byte, error) {
 		b = append(b, r.head...)
 		b = appendSeconds(b, r.expires-now)
 		b = append(b, '}')
+		w.Write(b)
 	}
-	b = append(b, "]}\n"...)
-	s.buf = b
-	return b, nil
-}
-
-// WriteState writes an encoded state (Snapshot.Encode) to path atomically
-// with mode 0600.
-func WriteState(path string, b []byte) error {
-	if err := WriteFile(path, b); err != nil {
-		return fmt.Errorf("save state %s: %w", path, err)
-	}
-	return nil
+	w.WriteString("]}\n")
+	s.scratch = b[:0]
 }
 
 // appendRecordHead appends l as a Record (see Records) in JSON, without

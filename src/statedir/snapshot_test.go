@@ -1,11 +1,15 @@
 package statedir
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -42,6 +46,22 @@ func randLease(r *rand.Rand, a netip.Addr) lease.Lease {
 		l.Granted = time.Duration(r.Int64N(int64(24 * time.Hour)))
 	}
 	return l
+}
+
+// content is what Save writes.
+func content(t *testing.T, s *Snapshot, st State, now time.Duration) []byte {
+	t.Helper()
+	saved, err := json.Marshal(st.SavedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	s.write(w, st, saved, now)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // decoded reads a state file's content as LoadState does.
@@ -117,10 +137,7 @@ func TestSnapshotMatchesSaveState(t *testing.T) {
 				slices.SortFunc(ls, func(a, b lease.Lease) int { return a.Addr.Compare(b.Addr) })
 				st := State{SavedAt: time.Date(2026, 11, 22, 6, 0, round, 123456789, time.UTC), Node: "0102030405060708",
 					Pool: "10.0.0.0/23", SizeExp: 7, Blocks: tt.blocks, Lost: tt.lost}
-				got, err := snap.Encode(st, now)
-				if err != nil {
-					t.Fatal(err)
-				}
+				got := content(t, &snap, st, now)
 				st.Leases = Records(now, ls)
 				st.Version = StateVersion
 				want, err := json.Marshal(st)
@@ -150,12 +167,11 @@ func TestSnapshotLoads(t *testing.T) {
 		Hostname: "laptop", Expires: 100 * time.Second, Granted: 300 * time.Second}
 	var snap Snapshot
 	snap.Apply([]lease.Lease{l}, nil, true)
-	b, err := snap.Encode(State{SavedAt: time.Now(), Pool: "10.0.0.0/24", SizeExp: 3, Blocks: []uint32{1}}, 40*time.Second)
-	if err != nil {
+	if err := snap.Save(path, State{SavedAt: time.Now(), Pool: "10.0.0.0/24", SizeExp: 3, Blocks: []uint32{1}}, 40*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteState(path, b); err != nil {
-		t.Fatal(err)
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v", st.Mode())
 	}
 	st, err := LoadState(path)
 	if err != nil {
@@ -166,7 +182,7 @@ func TestSnapshotLoads(t *testing.T) {
 		HW: l.HW, Hostname: l.Hostname, Expires: 60 * time.Second, Granted: l.Granted}) {
 		t.Errorf("back %+v, %d bad", back, bad)
 	}
-	if _, err := snap.Encode(State{SavedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, 0); err == nil {
+	if err := snap.Save(path, State{SavedAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, 0); err == nil {
 		t.Error("a save time JSON cannot hold encoded")
 	}
 }
@@ -190,7 +206,9 @@ func BenchmarkStateWrite(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			changed := ls[(i*100)%len(ls):][:100]
 			snap.Apply(changed, nil, false)
-			if _, err := snap.Encode(st, time.Minute); err != nil {
+			w := bufio.NewWriterSize(io.Discard, 64<<10)
+			snap.write(w, st, []byte(`"2026-11-22T06:00:00Z"`), time.Minute)
+			if err := w.Flush(); err != nil {
 				b.Fatal(err)
 			}
 		}
