@@ -11,7 +11,7 @@ BUILD := go build -trimpath -ldflags '$(LDFLAGS)'
 BIN := bin
 
 # Fuzz targets run briefly by `make test` (package:target).
-FUZZ_TARGETS := ./src/wire:FuzzDecode ./src/dhcp4:FuzzHandle ./src/statedir:FuzzLoadState ./src/netio:FuzzParseFrame ./src/claim:FuzzStep ./src/control:FuzzRequest ./src/config:FuzzUCI ./src/wire:FuzzDecodeOverlay ./src/overlay:FuzzStep
+FUZZ_TARGETS := ./src/wire:FuzzDecode ./src/dhcp4:FuzzHandle ./src/statedir:FuzzLoadState ./src/netio:FuzzParseFrame ./src/claim:FuzzStep ./src/control:FuzzRequest ./src/config:FuzzUCI ./src/wire:FuzzDecodeOverlay ./src/overlay:FuzzStep ./src/wire:FuzzDecodeRoute
 FUZZTIME ?= 10s
 
 .PHONY: all build deps test test-unit test-e2e fuzz demo bench soak vet fmt-check clean
