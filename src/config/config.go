@@ -65,7 +65,7 @@ type Config struct {
 	Persist       string        // optional copy of the state on flash
 	PersistEvery  time.Duration // least time between writes of that copy
 	LogLevel      slog.Level
-	Overlay       bool // spanning-tree overlay for routed meshes (UCI "overlay"; not implemented yet)
+	Overlay       bool // spanning-tree overlay for routed meshes (-overlay, UCI "overlay")
 
 	UCIFile     string  // -uci: the UCI file read first; Reload reads it again
 	CheckConfig bool    // -check-config: validate, report and exit
@@ -167,6 +167,8 @@ const Usage = `usage: ddhcpd [flags]
   -persist-every DUR     (default 10m)
   -uci FILE              read the UCI file (/etc/config/ddhcpd) first; the other flags win over it
   -check-config          validate the configuration, print every problem and exit
+  -overlay               spanning-tree overlay for routed meshes: relay claims along a
+                         tree of the nodes heard on the mesh interfaces (-i, repeatable)
 `
 
 // Parse reads the command line. It returns ErrHelp or ErrVersion for -h and
@@ -348,6 +350,7 @@ func newFlagSet(c *Config, v *flagVars) *flag.FlagSet {
 	fs.Func("persist-every", "", duration(&c.PersistEvery))
 	fs.StringVar(&c.UCIFile, "uci", c.UCIFile, "")
 	fs.BoolVar(&c.CheckConfig, "check-config", c.CheckConfig, "")
+	fs.BoolVar(&c.Overlay, "overlay", c.Overlay, "")
 	return fs
 }
 

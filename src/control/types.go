@@ -112,8 +112,47 @@ type LogLevel struct {
 	CLevel int    `json:"c_level"` // the C ddhcpd's number: 1 error .. 4 debug
 }
 
-// Tree is the result of "tree", the spanning-tree overlay's state. The
-// overlay does not exist yet: the daemon answers {"enabled": false}.
+// Tree is the result of "tree", the spanning-tree overlay's state. Without
+// the overlay it is {"enabled": false}; with it the fields of TreeState
+// follow.
 type Tree struct {
 	Enabled bool `json:"enabled"`
+	*TreeState
+}
+
+// TreeState is the overlay's view of the tree and of the walk in progress.
+type TreeState struct {
+	Node       string          `json:"node"`
+	Valid      bool            `json:"valid"` // a finished tree is in force
+	Root       string          `json:"root"`  // the lowest id of the partition; empty without a tree
+	Epoch      uint32          `json:"epoch"`
+	Depth      int             `json:"depth"` // 0 at the root
+	Size       int             `json:"size"`  // nodes in the tree
+	Parent     *TreePeer       `json:"parent"`
+	Children   []TreeChild     `json:"children"`
+	Walk       string          `json:"walk"` // this node's part in the current walk: idle, working, finishing
+	WalkOrigin string          `json:"walk_origin,omitempty"`
+	WalkEpoch  uint32          `json:"walk_epoch,omitempty"`
+	Neighbours []TreeNeighbour `json:"neighbours"`
+}
+
+// TreePeer is a tree neighbour.
+type TreePeer struct {
+	ID   string `json:"id"`
+	Addr string `json:"addr,omitempty"` // link-local address, with the interface as zone
+}
+
+// TreeChild is a child in the tree.
+type TreeChild struct {
+	TreePeer
+	Subtree int `json:"subtree"` // nodes in its subtree, itself included
+}
+
+// TreeNeighbour is a node heard on a mesh interface.
+type TreeNeighbour struct {
+	ID        string   `json:"id"`
+	Links     []string `json:"links"`
+	Symmetric bool     `json:"symmetric"`      // it hears us too
+	Root      string   `json:"root,omitempty"` // of its tree, from its last HELLO
+	Epoch     uint32   `json:"epoch,omitempty"`
 }

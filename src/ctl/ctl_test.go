@@ -217,6 +217,29 @@ CODE  NAME        LEN  TYPE  VALUE              SENT       FROM
 	}
 }
 
+// TestPrintTree prints an overlay that is on.
+func TestPrintTree(t *testing.T) {
+	raw := json.RawMessage(`{"enabled":true,"node":"0000000000000005","valid":true,"root":"0000000000000001",
+		"epoch":7,"depth":2,"size":5,"parent":{"id":"0000000000000004","addr":"fe80::4%m4"},
+		"children":[{"id":"0000000000000006","addr":"fe80::6%m5","subtree":1}],"walk":"idle",
+		"neighbours":[{"id":"0000000000000004","links":["fe80::4%m4"],"symmetric":true,"root":"0000000000000001","epoch":7}]}`)
+	var buf bytes.Buffer
+	if err := printResult(&buf, "tree", raw); err != nil {
+		t.Fatal(err)
+	}
+	want := `overlay    enabled
+node       0000000000000005
+tree       root 0000000000000001, epoch 7, 5 nodes, depth 2
+parent     0000000000000004 at fe80::4%m4
+child      0000000000000006 at fe80::6%m5, 1 nodes below
+walk       idle
+neighbour  0000000000000004  fe80::4%m4  both ways  tree of 0000000000000001
+`
+	if buf.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", buf.String(), want)
+	}
+}
+
 // A result of the wrong shape is reported, not printed as garbage.
 func TestBadResult(t *testing.T) {
 	var buf bytes.Buffer

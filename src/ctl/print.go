@@ -42,14 +42,7 @@ func printResult(w io.Writer, cmd string, raw json.RawMessage) error {
 	case "stats", "stats_reset":
 		err = printStats(tw, raw)
 	case "tree":
-		var t control.Tree
-		if err = json.Unmarshal(raw, &t); err == nil {
-			state := "disabled"
-			if t.Enabled {
-				state = "enabled"
-			}
-			fmt.Fprintf(tw, "overlay\t%s\n", state)
-		}
+		err = printTree(tw, raw)
 	default:
 		err = printJSON(tw, raw)
 	}
@@ -172,4 +165,55 @@ func printStats(w io.Writer, raw json.RawMessage) error {
 		fmt.Fprintf(w, "%s\t%d\n", k, st[k])
 	}
 	return nil
+}
+
+func printTree(w io.Writer, raw json.RawMessage) error {
+	var t control.Tree
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return err
+	}
+	if !t.Enabled || t.TreeState == nil {
+		fmt.Fprintf(w, "overlay\tdisabled\n")
+		return nil
+	}
+	st := t.TreeState
+	fmt.Fprintf(w, "overlay\tenabled\n")
+	fmt.Fprintf(w, "node\t%s\n", st.Node)
+	if st.Valid {
+		fmt.Fprintf(w, "tree\troot %s, epoch %d, %d nodes, depth %d\n", st.Root, st.Epoch, st.Size, st.Depth)
+		parent := "none (this node is the root)"
+		if st.Parent != nil {
+			parent = peerText(*st.Parent)
+		}
+		fmt.Fprintf(w, "parent\t%s\n", parent)
+		for _, c := range st.Children {
+			fmt.Fprintf(w, "child\t%s, %d nodes below\n", peerText(c.TreePeer), c.Subtree)
+		}
+	} else {
+		fmt.Fprintf(w, "tree\tnone yet\n")
+	}
+	walk := st.Walk
+	if st.WalkOrigin != "" {
+		walk += fmt.Sprintf(" (walk of %s, epoch %d)", st.WalkOrigin, st.WalkEpoch)
+	}
+	fmt.Fprintf(w, "walk\t%s\n", walk)
+	for _, n := range st.Neighbours {
+		way := "one way"
+		if n.Symmetric {
+			way = "both ways"
+		}
+		root := "no tree"
+		if n.Root != "" {
+			root = "tree of " + n.Root
+		}
+		fmt.Fprintf(w, "neighbour\t%s\t%s\t%s\t%s\n", n.ID, strings.Join(n.Links, " "), way, root)
+	}
+	return nil
+}
+
+func peerText(p control.TreePeer) string {
+	if p.Addr == "" {
+		return p.ID
+	}
+	return p.ID + " at " + p.Addr
 }

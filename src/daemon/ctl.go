@@ -14,6 +14,7 @@ import (
 	"ddhcpd/src/config"
 	"ddhcpd/src/control"
 	"ddhcpd/src/dhcp4"
+	"ddhcpd/src/overlay"
 )
 
 // handleControl runs on a control connection's goroutine and waits for the
@@ -101,8 +102,50 @@ func (d *Daemon) answer(req control.Request) (reply control.Reply) {
 		}
 		return control.Reply{Result: st}
 	}
-	// "tree": the spanning-tree overlay does not exist yet.
-	return control.Reply{Result: control.Tree{Enabled: false}}
+	return control.Reply{Result: d.tree()}
+}
+
+// tree describes the overlay for "tree".
+func (d *Daemon) tree() control.Tree {
+	if d.ov == nil {
+		return control.Tree{}
+	}
+	t := d.ov.Tree()
+	st := &control.TreeState{
+		Node: d.node.String(), Valid: t.Valid, Epoch: t.Epoch, Depth: t.Depth, Size: t.Size,
+		Walk: t.State.String(), Children: []control.TreeChild{}, Neighbours: []control.TreeNeighbour{},
+	}
+	peer := func(p overlay.Peer) control.TreePeer {
+		tp := control.TreePeer{ID: p.ID.String()}
+		if p.Addr.IsValid() {
+			tp.Addr = p.Addr.String()
+		}
+		return tp
+	}
+	if t.Valid {
+		st.Root = t.Root.String()
+		if !t.Parent.ID.IsZero() {
+			p := peer(t.Parent)
+			st.Parent = &p
+		}
+	}
+	for _, c := range t.Children {
+		st.Children = append(st.Children, control.TreeChild{TreePeer: peer(c.Peer), Subtree: c.Subtree})
+	}
+	if t.State != overlay.Idle {
+		st.WalkOrigin, st.WalkEpoch = t.WalkOrigin.String(), t.WalkEpoch
+	}
+	for _, nb := range t.Neighbours {
+		n := control.TreeNeighbour{ID: nb.ID.String(), Symmetric: nb.Symmetric, Links: []string{}, Epoch: nb.Epoch}
+		if !nb.Root.IsZero() {
+			n.Root = nb.Root.String()
+		}
+		for _, l := range nb.Links {
+			n.Links = append(n.Links, l.String())
+		}
+		st.Neighbours = append(st.Neighbours, n)
+	}
+	return control.Tree{Enabled: true, TreeState: st}
 }
 
 func (d *Daemon) blocks(now time.Duration) []control.Block {

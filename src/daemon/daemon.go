@@ -26,6 +26,7 @@ import (
 	"ddhcpd/src/hook"
 	"ddhcpd/src/lease"
 	"ddhcpd/src/netio"
+	"ddhcpd/src/overlay"
 	"ddhcpd/src/pool"
 	"ddhcpd/src/statedir"
 	"ddhcpd/src/wire"
@@ -66,6 +67,10 @@ type Daemon struct {
 	roam     roaming
 	syncs    int           // SYNCs sent while learning
 	nextSync time.Duration // when to send the next one
+
+	// The spanning-tree overlay; nil without -overlay.
+	ov    *overlay.Node
+	dedup *overlay.Dedup
 
 	// hook runs the -H command for events; nil without -H (a nil Runner
 	// does nothing).
@@ -140,6 +145,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	if err != nil {
 		return fmt.Errorf("claim engine: %w", err)
 	}
+	if d.ov, err = d.newOverlay(); err != nil {
+		return fmt.Errorf("overlay: %w", err)
+	}
+	d.dedup = overlay.NewDedup(dedupWindow(cfg.InquireInterval), 0)
 	d.leases = lease.NewTable(d.pool)
 	for _, h := range cfg.Hosts {
 		d.leases.Reserve(lease.KeyOf(h.ClientID, h.MAC), h.Addr)
@@ -382,6 +391,7 @@ func (d *Daemon) housekeeping() {
 	}
 	d.parked.expire(now)
 	d.roamTimers(now)
+	d.overlayTick(now)
 	d.sync(now)
 	d.saveState(false)
 }
@@ -400,6 +410,9 @@ func (d *Daemon) next() time.Duration {
 	}
 	if d.wantSync() {
 		t = min(t, d.nextSync)
+	}
+	if d.ov != nil {
+		t = min(t, d.ov.Next())
 	}
 	return t
 }
@@ -444,7 +457,7 @@ func (d *Daemon) flush() {
 			d.state.dirty = true
 			d.log.Warn("block lost to a higher node id", "block", ev.Block, "winner", ev.Peer, "from", ev.PeerAddr)
 			d.runHook("blocklost", fmt.Sprint(ev.Block), ev.Peer.String())
-			d.handOver(d.clock.now(), ev.Block, ev.PeerAddr)
+			d.handOver(d.clock.now(), ev.Block, ev.Peer, ev.PeerAddr)
 		case claim.EventDefended:
 			d.log.Info("block defended against a lower node id", "block", ev.Block, "peer", ev.Peer, "from", ev.PeerAddr)
 		case claim.EventReleased:

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 
 	"ddhcpd/src/claim"
@@ -35,7 +36,22 @@ func (d *Daemon) handleMesh(p netio.Packet) {
 	}
 	switch {
 	case p.Port == netio.McastPort && (m.Command == wire.CmdUpdateClaim || m.Command == wire.CmdInquire):
-		switch err := d.eng.Step(d.clock.now(), p.Src.Addr(), &m); {
+		from := p.Src.Addr()
+		if d.ov != nil {
+			if m.Node == d.node && relayed(p) {
+				d.count("overlay.own_echo") // our own claim came back over a changing tree
+				return
+			}
+			if m.Node != d.node && d.eng.Config().Swarm.Matches(m.Header) && !d.flooded(p, m.Node, m.Command) {
+				return
+			}
+			if relayed(p) {
+				// The relay's address is not the owner's: renewals for
+				// its blocks are routed by node id.
+				from = netip.Addr{}
+			}
+		}
+		switch err := d.eng.Step(d.clock.now(), from, &m); {
 		case errors.Is(err, claim.ErrForeignSwarm):
 			d.count("drop.foreign_swarm")
 		case errors.Is(err, claim.ErrOwnID):
@@ -49,7 +65,7 @@ func (d *Daemon) handleMesh(p netio.Packet) {
 			}
 		}
 	case p.Port == netio.UnicastPort && m.Command >= wire.CmdRenewLease:
-		d.handleRenewFamily(d.clock.now(), p.Src.Addr(), &m)
+		d.handleRenewFamily(d.clock.now(), sender{addr: p.Src.Addr()}, &m)
 	default:
 		d.count("drop.wrong_port")
 	}
@@ -70,19 +86,36 @@ func (d *Daemon) sync(now time.Duration) {
 	if !d.wantSync() || now < d.nextSync {
 		return
 	}
-	e := wire.Ext{Type: wire.ExtSync, Node: d.node, Swarm: d.eng.Config().Swarm}
-	b, err := e.Encode()
-	if err != nil {
+	if d.ov != nil && !d.ov.Tree().Valid {
+		// Relayed along the tree, a SYNC reaches the whole partition; a
+		// node that has no tree yet hears only its neighbours, so learning
+		// waits for the tree (EventRoot asks again) or the learning time.
+		d.nextSync = now + syncRepeat
+		if d.syncs == 0 && d.sendSync() {
+			d.syncs = 1
+		}
 		return
 	}
 	d.nextSync = now + syncRepeat
+	if d.sendSync() {
+		d.syncs++
+		d.eng.SyncSent(now)
+	}
+}
+
+// sendSync multicasts a SYNC on every mesh interface.
+func (d *Daemon) sendSync() bool {
+	e := wire.Ext{Type: wire.ExtSync, Node: d.node, Swarm: d.eng.Config().Swarm}
+	b, err := e.Encode()
+	if err != nil {
+		return false
+	}
 	if err := d.mesh.Multicast(netio.ExtPort, b); err != nil {
 		d.count("tx.error")
-		return // no mesh interface yet: try again at its open event
+		return false // no mesh interface yet: try again at its open event
 	}
-	d.syncs++
 	d.count("tx.sync")
-	d.eng.SyncSent(now)
+	return true
 }
 
 // handleExt handles our extension messages (port 1236).
@@ -100,10 +133,17 @@ func (d *Daemon) handleExt(p netio.Packet) {
 		d.count("drop.own_id")
 		return
 	}
-	switch e.Type {
-	case wire.ExtSync:
+	switch {
+	case e.Type == wire.ExtSync:
+		if d.ov != nil && !d.flooded(p, e.Node, e.Type) {
+			return
+		}
 		d.count("rx.sync")
 		d.eng.SyncRequested(d.clock.now())
+	case wire.IsOverlay(e.Type):
+		d.handleOverlay(p, e)
+	case e.Type == wire.ExtRoute:
+		d.handleRoute(e)
 	default:
 		d.count("drop.ext_unknown_type")
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"ddhcpd/src/dhcp4"
-	"ddhcpd/src/netio"
 	"ddhcpd/src/wire"
 )
 
@@ -101,14 +100,9 @@ func (d *Daemon) sendRenew(cmd uint8, fwd dhcp4.Forwarding, key renewKey, order 
 	m.Renew.Xid = key.xid
 	m.Renew.LeaseSeconds = seconds
 	m.Renew.Chaddr = key.chaddr
-	b, err := m.Encode()
-	if err != nil {
-		d.log.Error("encode renew", "err", err)
-		return
-	}
-	if err := d.mesh.Unicast(netio.UnicastPort, netip.AddrPortFrom(fwd.NodeAddr, netio.UnicastPort), b); err != nil {
+	if err := d.sendToOwner(wire.NodeID(fwd.Node), fwd.NodeAddr, &m); err != nil {
 		d.count("roam.tx_error")
-		d.log.Debug("forward to owner", "owner", fwd.NodeAddr, "err", err)
+		d.log.Debug("forward to owner", "owner", wire.NodeID(fwd.Node), "addr", fwd.NodeAddr, "err", err)
 	}
 }
 
@@ -149,8 +143,8 @@ func (d *Daemon) nextRoamTimer() (time.Duration, bool) {
 }
 
 // handleRenewFamily handles RENEWLEASE, LEASEACK, LEASENAK and RELEASE
-// received on the unicast port.
-func (d *Daemon) handleRenewFamily(now time.Duration, src netip.Addr, m *wire.Message) {
+// received on the unicast port or routed along the overlay tree.
+func (d *Daemon) handleRenewFamily(now time.Duration, src sender, m *wire.Message) {
 	if !d.eng.Config().Swarm.Matches(m.Header) {
 		d.count("drop.foreign_swarm")
 		return
@@ -159,7 +153,7 @@ func (d *Daemon) handleRenewFamily(now time.Duration, src netip.Addr, m *wire.Me
 		d.count("drop.own_id")
 		return
 	}
-	a, order, ok := m.Renew.ResolveAddress(d.pool.Prefix(), d.roam.orders[src])
+	a, order, ok := m.Renew.ResolveAddress(d.pool.Prefix(), d.roam.orders[src.addr])
 	if !ok {
 		d.count("roam.drop.outside_pool")
 		return
@@ -174,7 +168,7 @@ func (d *Daemon) handleRenewFamily(now time.Duration, src netip.Addr, m *wire.Me
 
 // ownerSide answers another node's forward for one of our blocks, in the
 // byte order the sender used (the record is echoed with the command changed).
-func (d *Daemon) ownerSide(now time.Duration, src netip.Addr, m *wire.Message, a netip.Addr) {
+func (d *Daemon) ownerSide(now time.Duration, src sender, m *wire.Message, a netip.Addr) {
 	if d.dhcp == nil {
 		return
 	}
@@ -184,7 +178,7 @@ func (d *Daemon) ownerSide(now time.Duration, src netip.Addr, m *wire.Message, a
 		if d.dhcp.OwnerRelease(now, a, hw) {
 			d.state.dirty = true
 			d.runHook("release", a.String(), hookMAC(hw))
-			d.log.Info("roamed client released its lease", "addr", a, "hw", hw.String(), "via", src)
+			d.log.Info("roamed client released its lease", "addr", a, "hw", hw.String(), "via", src.String())
 		}
 		return
 	}
@@ -208,27 +202,25 @@ func (d *Daemon) ownerSide(now time.Duration, src netip.Addr, m *wire.Message, a
 		d.count("roam.owner.nak")
 	}
 	for _, ev := range events {
-		d.log.Info("lease renewed for a roamed client", "addr", ev.Addr, "hw", ev.HW.String(), "via", src)
+		d.log.Info("lease renewed for a roamed client", "addr", ev.Addr, "hw", ev.HW.String(), "via", src.String())
 	}
-	b, err := reply.Encode()
-	if err != nil {
-		return
-	}
-	if err := d.mesh.Unicast(netio.UnicastPort, netip.AddrPortFrom(src, netio.UnicastPort), b); err != nil {
+	if err := d.reply(src, &reply); err != nil {
 		d.count("roam.tx_error")
 	}
 }
 
 // requesterSide turns the owner's answer into the client's DHCPACK or NAK.
-func (d *Daemon) requesterSide(now time.Duration, src netip.Addr, m *wire.Message, a netip.Addr, order wire.AddrOrder) {
+func (d *Daemon) requesterSide(now time.Duration, src sender, m *wire.Message, a netip.Addr, order wire.AddrOrder) {
 	key := renewKey{xid: m.Renew.Xid, chaddr: m.Renew.Chaddr}
 	p := d.roam.pending[key]
-	if p == nil || p.fwd.Addr != a || p.fwd.NodeAddr.WithZone("") != src.WithZone("") {
+	if p == nil || p.fwd.Addr != a || !p.answeredBy(src, m.Node) {
 		d.count("roam.drop.unexpected_answer")
 		return
 	}
 	delete(d.roam.pending, key)
-	d.roam.orders[p.fwd.NodeAddr] = order
+	if !src.routed() && p.fwd.NodeAddr.IsValid() {
+		d.roam.orders[p.fwd.NodeAddr] = order
+	}
 	rtt := now - p.sentAt
 	if len(d.roam.rtt) < rttSamples {
 		d.roam.rtt = append(d.roam.rtt, rtt)
@@ -246,8 +238,27 @@ func (d *Daemon) requesterSide(now time.Duration, src netip.Addr, m *wire.Messag
 	d.send(p.req, dec)
 	for _, ev := range dec.Events {
 		d.runHook(string(ev.Kind), ev.Addr.String(), hookMAC(ev.HW))
-		d.log.Info("roamed renewal acknowledged by the owner", "addr", ev.Addr, "hw", ev.HW.String(), "owner", src, "rtt", rtt)
+		d.log.Info("roamed renewal acknowledged by the owner", "addr", ev.Addr, "hw", ev.HW.String(), "owner", src.String(), "rtt", rtt)
 	}
+}
+
+// answeredBy reports whether an answer from src, written by node, comes
+// from the owner the request went to: by its address (C nodes echo our
+// record, our id included), or by its id (our nodes write theirs; with the
+// overlay the request may have gone by another address or along the tree).
+func (p *pendingRenew) answeredBy(src sender, node wire.NodeID) bool {
+	owner := wire.NodeID(p.fwd.Node)
+	if src.routed() {
+		return src.node == owner
+	}
+	return p.fwd.NodeAddr.WithZone("") == src.addr.WithZone("") || (!owner.IsZero() && node == owner)
+}
+
+func (s sender) String() string {
+	if s.routed() {
+		return "node " + s.node.String() + " (routed)"
+	}
+	return s.addr.String()
 }
 
 // rttPercentiles returns the p50 and p99 of recent roamed round trips.
@@ -264,8 +275,8 @@ func (d *Daemon) rttPercentiles() (p50, p99 time.Duration, n int) {
 // adopts them (with their remaining time) instead of handing those
 // addresses to new clients. Conflicting ones are refused by the owner and
 // the client is told at its next renewal, which is forwarded.
-func (d *Daemon) handOver(now time.Duration, block uint32, owner netip.Addr) {
-	if d.dhcp == nil || !owner.IsValid() {
+func (d *Daemon) handOver(now time.Duration, block uint32, owner wire.NodeID, ownerAddr netip.Addr) {
+	if d.dhcp == nil || (!ownerAddr.IsValid() && d.ov == nil) {
 		return
 	}
 	d.roam.init()
@@ -278,8 +289,8 @@ func (d *Daemon) handOver(now time.Duration, block uint32, owner netip.Addr) {
 		var x [4]byte
 		rand.Read(x[:])
 		left := uint32((l.Expires - now) / time.Second)
-		d.sendRenew(wire.CmdRenewLease, dhcp4.Forwarding{Addr: a, NodeAddr: owner},
-			renewKey{xid: xidOf(x), chaddr: chaddr16(l.HW)}, d.orderOf(owner), max(left, 1))
+		d.sendRenew(wire.CmdRenewLease, dhcp4.Forwarding{Addr: a, Node: owner, NodeAddr: ownerAddr},
+			renewKey{xid: xidOf(x), chaddr: chaddr16(l.HW)}, d.orderOf(ownerAddr), max(left, 1))
 		d.count("roam.handover")
 	}
 }
