@@ -6,7 +6,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -98,7 +97,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	defer cancel()
 
 	var err error
-	d.node, err = statedir.NodeID(cfg.StateDir, rand.Reader, func(err error) {
+	d.node, err = statedir.NodeID(cfg.StateDir, entropy{}, func(err error) {
 		log.Warn("node id damaged", "err", err)
 	})
 	if err != nil {
@@ -123,7 +122,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	// Crypto-seeded picking, so nodes started together pick different
 	// blocks (C bug 2 seeded rand() with the second of the start).
 	var seed [32]byte
-	if _, err := rand.Read(seed[:]); err != nil {
+	if _, err := (entropy{}).Read(seed[:]); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
 	d.eng, err = claim.New(claim.Config{

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"crypto/rand"
 	"errors"
 	mrand "math/rand/v2"
 	"net/netip"
@@ -23,7 +22,7 @@ func (d *Daemon) newOverlay() (*overlay.Node, error) {
 		return nil, nil
 	}
 	var seed [32]byte
-	if _, err := rand.Read(seed[:]); err != nil {
+	if _, err := (entropy{}).Read(seed[:]); err != nil {
 		return nil, err
 	}
 	return overlay.New(overlay.Config{

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"net"
 	"net/netip"
@@ -287,7 +286,7 @@ func (d *Daemon) handOver(now time.Duration, block uint32, owner wire.NodeID, ow
 			continue
 		}
 		var x [4]byte
-		rand.Read(x[:])
+		_, _ = (entropy{}).Read(x[:])
 		left := uint32((l.Expires - now) / time.Second)
 		d.sendRenew(wire.CmdRenewLease, dhcp4.Forwarding{Addr: a, Node: owner, NodeAddr: ownerAddr},
 			renewKey{xid: xidOf(x), chaddr: chaddr16(l.HW)}, d.orderOf(ownerAddr), max(left, 1))
