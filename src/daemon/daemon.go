@@ -69,7 +69,7 @@ type Daemon struct {
 
 	// The spanning-tree overlay; nil without -overlay.
 	ov    *overlay.Node
-	dedup *overlay.Dedup
+	flood *overlay.Flooder
 
 	// hook runs the -H command for events; nil without -H (a nil Runner
 	// does nothing).
@@ -147,7 +147,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	if d.ov, err = d.newOverlay(); err != nil {
 		return fmt.Errorf("overlay: %w", err)
 	}
-	d.dedup = overlay.NewDedup(dedupWindow(cfg.InquireInterval), 0)
+	d.flood = overlay.NewFlooder(dedupWindow(cfg.InquireInterval))
 	d.leases = lease.NewTable(d.pool)
 	for _, h := range cfg.Hosts {
 		d.leases.Reserve(lease.KeyOf(h.ClientID, h.MAC), h.Addr)

@@ -125,27 +125,24 @@ func (d *Daemon) handleOverlay(p netio.Packet, e wire.Ext) {
 }
 
 // flooded decides about a flooded message (a claim, an inquiry or a SYNC
-// written by origin) that arrived in p: false when it was seen already and
-// must be ignored, else true after passing it on along the tree, to the
-// same port it came to.
-func (d *Daemon) flooded(p netio.Packet, origin wire.NodeID, cmd uint8) bool {
+// written by writer) that arrived in p: it passes the copy on where the
+// overlay's rule says, to the same port it came to, and reports whether the
+// message is new and must be acted on.
+func (d *Daemon) flooded(p netio.Packet, writer wire.NodeID, cmd uint8) bool {
 	now := d.clock.now()
-	if d.dedup.Seen(now, overlay.DedupKey(origin, cmd, p.Data)) {
-		d.count("overlay.duplicate")
-		return false
-	}
 	from, _ := d.ov.NeighbourAt(p.Src.Addr())
-	for _, peer := range d.ov.RelayFrom(from) {
-		if peer.ID == origin {
-			continue
-		}
+	handle, to := d.flood.Receive(now, d.ov, from, writer, overlay.DedupKey(writer, cmd, p.Data))
+	for _, peer := range to {
 		if err := d.mesh.Unicast(p.Port, netip.AddrPortFrom(peer.Addr, p.Port), p.Data); err != nil {
 			d.count("overlay.tx_error")
 			continue
 		}
 		d.count("overlay.relayed")
 	}
-	return true
+	if !handle {
+		d.count("overlay.duplicate")
+	}
+	return handle
 }
 
 // relayed reports whether p reached us by unicast, from a relay, rather than
@@ -157,24 +154,24 @@ func relayed(p netio.Packet) bool {
 
 // sendToOwner sends a renew-family message to the node owner: directly when
 // it is a neighbour (or when its claim came straight from it, ownerAddr:
-// a C node on a shared link), else along the tree inside a ROUTE.
-func (d *Daemon) sendToOwner(owner wire.NodeID, ownerAddr netip.Addr, m *wire.Message) error {
+// a C node on a shared link), else along the tree inside a ROUTE (routed).
+func (d *Daemon) sendToOwner(owner wire.NodeID, ownerAddr netip.Addr, m *wire.Message) (routed bool, err error) {
 	if d.ov != nil && !owner.IsZero() {
 		if p, ok := d.ov.Neighbour(owner); ok {
 			ownerAddr = p.Addr
 		}
 		if !ownerAddr.IsValid() {
-			return d.route(wire.Route{Node: m.Node, Swarm: m.Swarm, Target: owner, Inner: *m})
+			return true, d.route(wire.Route{Node: m.Node, Swarm: m.Swarm, Target: owner, Inner: *m})
 		}
 	}
 	if !ownerAddr.IsValid() {
-		return errNoRoute
+		return false, errNoRoute
 	}
 	b, err := m.Encode()
 	if err != nil {
-		return err
+		return false, err
 	}
-	return d.mesh.Unicast(netio.UnicastPort, netip.AddrPortFrom(ownerAddr, netio.UnicastPort), b)
+	return false, d.mesh.Unicast(netio.UnicastPort, netip.AddrPortFrom(ownerAddr, netio.UnicastPort), b)
 }
 
 var errNoRoute = errors.New("no route to the owner")

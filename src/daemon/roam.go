@@ -16,12 +16,17 @@ import (
 // parked; the owner's LEASEACK or LEASENAK becomes the DHCPACK or DHCPNAK.
 // An owner whose byte order for the address we do not know yet gets a second
 // try in the other order after retryAfter (C nodes on little-endian CPUs
-// write it reversed); after that the client gets silence.
+// write it reversed); after that the client gets silence. A forward routed
+// along the overlay tree goes to one of our nodes, which reads both orders,
+// over several hops: it is sent again in the same order after
+// routedRetryAfter, against loss, and waited for longer.
 const (
-	retryAfter  = 200 * time.Millisecond
-	giveUpAfter = 800 * time.Millisecond // after the second try
-	maxPending  = 256
-	rttSamples  = 1024
+	retryAfter        = 200 * time.Millisecond
+	giveUpAfter       = 800 * time.Millisecond // after the second try
+	routedRetryAfter  = time.Second
+	routedGiveUpAfter = 2 * time.Second // after the second try
+	maxPending        = 256
+	rttSamples        = 1024
 )
 
 type renewKey struct {
@@ -34,6 +39,7 @@ type pendingRenew struct {
 	fwd      dhcp4.Forwarding
 	order    wire.AddrOrder // of the last try
 	tries    int
+	routed   bool // along the overlay tree
 	deadline time.Duration
 	sentAt   time.Duration
 }
@@ -81,7 +87,9 @@ func (d *Daemon) forward(now time.Duration, req dhcp4.Request, fwd dhcp4.Forward
 	}
 	p := &pendingRenew{req: req, fwd: fwd, order: d.orderOf(fwd.NodeAddr), tries: 1, sentAt: now, deadline: now + retryAfter}
 	d.roam.pending[key] = p
-	d.sendRenew(wire.CmdRenewLease, fwd, key, p.order, 0)
+	if p.routed = d.sendRenew(wire.CmdRenewLease, fwd, key, p.order, 0); p.routed {
+		p.deadline = now + routedRetryAfter
+	}
 	d.count("roam.forwarded")
 }
 
@@ -93,26 +101,37 @@ func (d *Daemon) orderOf(owner netip.Addr) wire.AddrOrder {
 	return wire.OrderNetwork
 }
 
-func (d *Daemon) sendRenew(cmd uint8, fwd dhcp4.Forwarding, key renewKey, order wire.AddrOrder, seconds uint32) {
+// sendRenew sends a renew-family message to the owner of fwd's block and
+// reports whether it went along the overlay tree.
+func (d *Daemon) sendRenew(cmd uint8, fwd dhcp4.Forwarding, key renewKey, order wire.AddrOrder, seconds uint32) (routed bool) {
 	m := wire.Message{Header: d.header(cmd)}
 	m.Renew.SetAddress(fwd.Addr, order)
 	m.Renew.Xid = key.xid
 	m.Renew.LeaseSeconds = seconds
 	m.Renew.Chaddr = key.chaddr
-	if err := d.sendToOwner(wire.NodeID(fwd.Node), fwd.NodeAddr, &m); err != nil {
+	routed, err := d.sendToOwner(wire.NodeID(fwd.Node), fwd.NodeAddr, &m)
+	if err != nil {
 		d.count("roam.tx_error")
 		d.log.Debug("forward to owner", "owner", wire.NodeID(fwd.Node), "addr", fwd.NodeAddr, "err", err)
 	}
+	return routed
 }
 
 func (d *Daemon) header(cmd uint8) wire.Header {
 	return wire.Header{Node: d.node, Swarm: d.eng.Config().Swarm, Command: cmd}
 }
 
-// roamTimers retries forwards in the other byte order once, then gives up.
+// roamTimers retries forwards once (in the other byte order when the
+// owner's is unknown, in the same when routed), then gives up.
 func (d *Daemon) roamTimers(now time.Duration) {
 	for key, p := range d.roam.pending {
 		if p.deadline > now {
+			continue
+		}
+		if p.tries == 1 && p.routed {
+			p.tries, p.deadline = 2, now+routedGiveUpAfter
+			d.sendRenew(wire.CmdRenewLease, p.fwd, key, p.order, 0)
+			d.count("roam.retry_routed")
 			continue
 		}
 		if p.tries == 1 {

@@ -2,6 +2,8 @@ package overlay
 
 import (
 	"net/netip"
+	"slices"
+	"time"
 
 	"ddhcpd/src/wire"
 )
@@ -20,23 +22,75 @@ func (n *Node) NeighbourAt(addr netip.Addr) (wire.NodeID, bool) {
 }
 
 // RelayFrom returns where a flooded message (a claim, an inquiry, a SYNC)
-// received from the neighbour from is passed on. From a tree neighbour it
-// goes to the other tree neighbours: along the tree, every node hears it
-// once. From a neighbour that is in our tree but not next to us on it,
-// nowhere: the tree brings it to everybody already. From anyone else (a
-// node outside our tree, such as one that is joining or on the far side of
-// a partition that is merging, a C node that speaks no overlay, or an
-// address we do not know, from zero), to all tree neighbours, so nodes
-// outside the tree are still heard by all of it.
-func (n *Node) RelayFrom(from wire.NodeID) []Peer {
+// received from the neighbour from is passed on, and false when this copy
+// is not to be passed on at all.
+//
+// The writer multicasts its message to its neighbours; from there it
+// travels along the tree. So a copy from a neighbour that is in our tree
+// but not next to us on it is not passed on (false): the tree brings us
+// the copy that is. Any other copy (from a tree neighbour, from a node
+// outside our tree such as one that is joining or on the far side of a
+// merging partition, from a C node or an address we do not know, from zero)
+// goes to our tree neighbours and to the neighbours outside our tree, but
+// not back to from: every node of the tree hears it once along the tree,
+// and the nodes around it that are not (yet) in the tree hear it too.
+// Without a tree, a node floods: it passes the message to all neighbours
+// that hear us, so claims reach everybody while a tree is being built.
+func (n *Node) RelayFrom(from wire.NodeID) ([]Peer, bool) {
+	var ps []Peer
 	if !n.tree.valid {
-		return nil
+		for _, nb := range n.nbs {
+			if nb.id != from && nb.symmetric() {
+				if p, ok := n.peer(nb.id); ok {
+					ps = append(ps, p)
+				}
+			}
+		}
+		return ps, true
 	}
-	if !from.IsZero() && (from == n.tree.parent || n.tree.child(from) >= 0) {
-		return n.Relay(from)
+	inTree := func(nb *neighbour) bool {
+		return nb.v.hasTree && nb.v.tree == n.tree.r && nb.v.digest == n.tree.digest
 	}
-	if nb := n.neighbour(from); nb != nil && nb.v.hasTree && nb.v.tree == n.tree.r && nb.v.digest == n.tree.digest {
-		return nil
+	treeNb := !from.IsZero() && (from == n.tree.parent || n.tree.child(from) >= 0)
+	if nb := n.neighbour(from); nb != nil && !treeNb && inTree(nb) {
+		return nil, false
 	}
-	return n.TreeNeighbours()
+	ps = n.Relay(from)
+	for _, nb := range n.nbs {
+		if nb.id == from || !nb.symmetric() || inTree(nb) || nb.id == n.tree.parent || n.tree.child(nb.id) >= 0 {
+			continue
+		}
+		if p, ok := n.peer(nb.id); ok {
+			ps = append(ps, p)
+		}
+	}
+	return ps, true
+}
+
+// Flooder decides, for each copy of a flooded message a node receives,
+// whether to act on it and where to pass it on. It keeps two memories: a
+// message is acted on once, when its first copy arrives (often straight
+// from its writer), and passed on once, when the first copy that RelayFrom
+// passes on arrives (the one along the tree), which may come later.
+type Flooder struct {
+	handled, relayed *Dedup
+}
+
+// NewFlooder makes a Flooder that remembers messages for window (see
+// Dedup: shorter than the period at which a writer repeats a message).
+func NewFlooder(window time.Duration) *Flooder {
+	return &Flooder{handled: NewDedup(window, 0), relayed: NewDedup(window, 0)}
+}
+
+// Receive takes a copy, with key DedupKey(writer, command, datagram), that
+// came from neighbour from (zero when unknown). It returns whether to act
+// on the message and the neighbours to send the copy to; the writer itself
+// is never among them.
+func (f *Flooder) Receive(now time.Duration, n *Node, from, writer wire.NodeID, key uint64) (handle bool, to []Peer) {
+	handle = !f.handled.Seen(now, key)
+	ps, pass := n.RelayFrom(from)
+	if !pass || f.relayed.Seen(now, key) {
+		return handle, nil
+	}
+	return handle, slices.DeleteFunc(ps, func(p Peer) bool { return p.ID == writer })
 }
