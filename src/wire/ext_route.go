@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 )
 
@@ -30,6 +31,9 @@ type Route struct {
 
 const routeFixedLen = 9
 
+// ErrZeroNode refuses a ROUTE whose writer or target is node id zero.
+var ErrZeroNode = errors.New("writer or target is node id zero")
+
 // ParseRoute reads the payload of an ExtRoute extension.
 func ParseRoute(e Ext) (Route, error) {
 	r := Route{Node: e.Node, Swarm: e.Swarm}
@@ -41,6 +45,11 @@ func ParseRoute(e Ext) (Route, error) {
 	}
 	copy(r.Target[:], e.Payload[:8])
 	r.Hops = e.Payload[8]
+	if r.Node.IsZero() || r.Target.IsZero() {
+		// Only our nodes route, and their ids are never zero; a zero
+		// writer would pass for a C node's answer.
+		return r, fmt.Errorf("wire: ROUTE: %w", ErrZeroNode)
+	}
 	m, err := Decode(e.Payload[routeFixedLen:])
 	if err != nil {
 		return r, fmt.Errorf("wire: ROUTE: %w", err)

@@ -54,6 +54,11 @@ func TestRouteRefused(t *testing.T) {
 	claim := routeSample()
 	claim.Inner = Message{Header: Header{Node: r.Node, Swarm: cSwarm, Command: CmdInquire}, Inquiries: []uint32{1}}
 	wrongCmd, _ := claim.Encode()
+	zeroWriter, zeroTarget := routeSample(), routeSample()
+	zeroWriter.Node, zeroWriter.Inner.Node = NodeID{}, NodeID{}
+	zeroTarget.Target = NodeID{}
+	zw, _ := zeroWriter.Encode()
+	zt, _ := zeroTarget.Encode()
 	for _, c := range []struct {
 		name string
 		b    []byte
@@ -64,6 +69,8 @@ func TestRouteRefused(t *testing.T) {
 		{"inner cut short", good[:len(good)-1], ErrLength},
 		{"trailing byte", append(append([]byte(nil), good...), 0), ErrLength},
 		{"a claim inside", wrongCmd, ErrCommand},
+		{"written by node id zero", zw, ErrZeroNode},
+		{"to node id zero", zt, ErrZeroNode},
 	} {
 		if _, err := decodeRoute(c.b); !errors.Is(err, c.want) {
 			t.Errorf("%s: err %v, want %v", c.name, err, c.want)
