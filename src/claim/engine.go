@@ -102,6 +102,7 @@ type Stats struct {
 	Owned, Lost, Released   uint64
 	Defended, BackedOff     uint64
 	MessagesOut, EntriesOut uint64
+	StaleAfterRelease       uint64 // claims ignored: sent before their owner's release
 }
 
 type block struct {
@@ -153,10 +154,23 @@ type Engine struct {
 	demand      int
 	demandUntil time.Duration
 
+	// released remembers for a while the blocks other nodes released, so
+	// that a refresh the owner sent just before its release, delivered
+	// after it, is not taken for a new claim (see onClaim).
+	released map[uint32]releasedBy
+
 	out    []wire.Message
 	events []Event
 	stats  Stats
 }
+
+type releasedBy struct {
+	owner wire.NodeID
+	until time.Duration
+}
+
+// maxReleased bounds the released memory against a flood of releases.
+const maxReleased = 1024
 
 // New makes an engine that starts at time now. The pool must agree with the
 // swarm in cfg, which must be valid after defaults.
@@ -186,6 +200,7 @@ func New(cfg Config, p *pool.Pool, rng *rand.Rand, now time.Duration) (*Engine, 
 		learning:   true,
 		lastTick:   now,
 		blocks:     make(map[uint32]*block),
+		released:   make(map[uint32]releasedBy),
 	}
 	return e, nil
 }
@@ -237,6 +252,17 @@ func (e *Engine) onClaim(now time.Duration, id wire.NodeID, from netip.Addr, c w
 		if b != nil && b.state == Claimed && b.owner == id {
 			e.forget(b)
 		}
+		if b == nil || b.state != Ours {
+			e.rememberRelease(now, c.Block, id)
+		}
+		return
+	}
+	if r, ok := e.released[c.Block]; ok && r.owner == id && now < r.until {
+		// A refresh that its owner sent before releasing the block and
+		// that arrived after the release: the owner cannot have claimed
+		// the block again so soon without inquiring first (which would
+		// have cleared this memory).
+		e.stats.StaleAfterRelease++
 		return
 	}
 	until := now + time.Duration(c.Lifetime)*time.Second
@@ -278,6 +304,9 @@ func (e *Engine) onInquire(now time.Duration, id wire.NodeID, idx uint32) {
 		e.stats.BadIndex++
 		return
 	}
+	if r, ok := e.released[idx]; ok && r.owner == id {
+		delete(e.released, idx) // its former owner claims it anew
+	}
 	b := e.blocks[idx]
 	if b == nil {
 		if e.pool.Blocked(idx) {
@@ -313,6 +342,9 @@ func (e *Engine) onInquire(now time.Duration, id wire.NodeID, idx uint32) {
 // harm: inquiry rounds keep their own schedule.
 func (e *Engine) Tick(now time.Duration, u Usage) {
 	e.lastTick = now
+	if len(e.released) > 0 {
+		e.pruneReleased(now)
+	}
 	for len(e.timers) > 0 && e.timers[0].heapAt <= now {
 		b := e.timers[0]
 		if b.timeout <= now {
@@ -778,6 +810,27 @@ func (e *Engine) track(idx uint32) *block {
 }
 
 // forget returns a block to Free (or Blocked) and drops its state.
+// rememberRelease notes that node id released block idx at now. The memory
+// lasts one inquiry window: the earliest the former owner can claim the
+// block again, after inquiring, which clears it.
+func (e *Engine) rememberRelease(now time.Duration, idx uint32, id wire.NodeID) {
+	if len(e.released) >= maxReleased {
+		e.pruneReleased(now)
+		if len(e.released) >= maxReleased {
+			return
+		}
+	}
+	e.released[idx] = releasedBy{owner: id, until: now + time.Duration(e.cfg.Inquiries)*e.cfg.InquireInterval}
+}
+
+func (e *Engine) pruneReleased(now time.Duration) {
+	for idx, r := range e.released {
+		if now >= r.until {
+			delete(e.released, idx)
+		}
+	}
+}
+
 func (e *Engine) forget(b *block) {
 	if b.heapIdx >= 0 {
 		heap.Remove(&e.timers, b.heapIdx)

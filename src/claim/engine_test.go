@@ -469,6 +469,46 @@ func TestExpiryAndRelease(t *testing.T) {
 	}
 }
 
+// TestRefreshAfterRelease: a refresh sent before a release but delivered
+// after it is not taken for a new claim (the block would look owned for a
+// block timeout); the former owner's inquiry, or the end of the inquiry
+// window, ends that, so a real new claim is believed.
+func TestRefreshAfterRelease(t *testing.T) {
+	p := testPool(t, "10.0.0.0/24", 5)
+	cfg := baseConfig(id(9), p)
+	cfg.LearningTime = time.Hour
+	n := newNode(t, cfg, p, 1)
+	window := time.Duration(n.e.Config().Inquiries) * n.e.Config().InquireInterval
+	n.step(id(4), claimMsg(wire.Claim{Block: 3, Lifetime: 60}, wire.Claim{Block: 5, Lifetime: 60}))
+	n.step(id(4), claimMsg(wire.Claim{Block: 3, Lifetime: 0}, wire.Claim{Block: 5, Lifetime: 0}))
+	n.now += 50 * time.Millisecond
+	n.step(id(4), claimMsg(wire.Claim{Block: 3, Lifetime: 60}, wire.Claim{Block: 5, Lifetime: 60}))
+	if n.state(3) != claim.Free || n.state(5) != claim.Free {
+		t.Fatalf("stale refresh believed: %v %v", n.state(3), n.state(5))
+	}
+	if got := n.e.Stats().StaleAfterRelease; got != 2 {
+		t.Errorf("StaleAfterRelease %d, want 2", got)
+	}
+	// Another node's claim is believed at once.
+	n.step(id(6), claimMsg(wire.Claim{Block: 5, Lifetime: 60}))
+	if n.state(5) != claim.Claimed {
+		t.Errorf("another node's claim ignored: %v", n.state(5))
+	}
+	// The former owner inquires, then claims: believed.
+	n.step(id(4), inquireMsg(3))
+	n.step(id(4), claimMsg(wire.Claim{Block: 3, Lifetime: 60}))
+	if n.state(3) != claim.Claimed {
+		t.Errorf("claim after an inquiry ignored: %v", n.state(3))
+	}
+	// Without an inquiry heard, a claim after the window is believed.
+	n.step(id(4), claimMsg(wire.Claim{Block: 3, Lifetime: 0}))
+	n.run(window, nil)
+	n.step(id(4), claimMsg(wire.Claim{Block: 3, Lifetime: 60}))
+	if n.state(3) != claim.Claimed {
+		t.Errorf("claim after the window ignored: %v", n.state(3))
+	}
+}
+
 func TestThirdPartyKeepsHigherOwner(t *testing.T) {
 	p := testPool(t, "10.0.0.0/24", 5)
 	n := newNode(t, baseConfig(id(9), p), p, 1)

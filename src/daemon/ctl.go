@@ -414,6 +414,7 @@ func (d *Daemon) counters() control.Stats {
 	out["claim.released"] = es.Released
 	out["claim.defended"] = es.Defended
 	out["claim.backed_off"] = es.BackedOff
+	out["claim.stale_after_release"] = es.StaleAfterRelease
 	ms := d.mesh.Stats()
 	out["mesh.queue_dropped"] = ms.Dropped
 	out["mesh.own"] = ms.Own
