@@ -271,8 +271,6 @@ type chaosRun struct {
 	byHW    map[[6]byte]*chaosClient
 	byAddr  map[netip.Addr]int // node link-local address, without zone -> node
 	holders map[uint32][]int   // who owns each block, from the engines' events
-	// released is when each node last released each block, for (C).
-	released map[chaosNodeBlock]time.Duration
 
 	// Invariant (A): who believes to hold which address, and the
 	// conflicts (two believers at once) still going on.
@@ -345,7 +343,6 @@ func (c *chaosRun) run() error {
 	c.byHW = make(map[[6]byte]*chaosClient)
 	c.byAddr = make(map[netip.Addr]int)
 	c.holders = make(map[uint32][]int)
-	c.released = make(map[chaosNodeBlock]time.Duration)
 	c.active = make(map[netip.Addr][]*chaosClient)
 	c.open = make(map[netip.Addr][]*chaosConflict)
 	c.stalled = make([]bool, sc.nodes)
@@ -749,7 +746,6 @@ func (c *chaosRun) observe(_ time.Duration, i int, ev claim.Event) {
 		r.handOver(now, ev.Block, ev.PeerAddr)
 	case claim.EventReleased:
 		c.count("block.released")
-		c.released[chaosNodeBlock{i, ev.Block}] = now
 		r.markDirty()
 		c.dropHolder(ev.Block, i)
 		r.table.DropBlock(ev.Block)
