@@ -156,6 +156,30 @@ func eventAddr(log, event string) string {
 	return ""
 }
 
+// startUdhcpc starts busybox udhcpc on eth0 of ns in the foreground, with a
+// script that sets the address it gets and logs each "EVENT ADDRESS" to the
+// returned file in dir.
+func startUdhcpc(t testing.TB, ns *nettest.NS, dir string) (*nettest.Proc, string) {
+	t.Helper()
+	script, log := filepath.Join(dir, "udhcpc.sh"), filepath.Join(dir, "udhcpc.log")
+	if err := os.WriteFile(script, []byte(`#!/bin/sh
+echo "$1 $ip" >> `+log+`
+case "$1" in bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;; esac
+`), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Start("udhcpc", "-i", "eth0", "-f", "-s", script, "-t", "5", "-T", "1"), log
+}
+
+// renewNow makes udhcpc renew at once (SIGUSR1): its own timer renews
+// later than T1.
+func renewNow(t testing.TB, udhcpc *nettest.Proc) {
+	t.Helper()
+	if out, err := exec.Command("kill", "-USR1", fmt.Sprint(udhcpc.Pid())).CombinedOutput(); err != nil {
+		t.Fatalf("signal udhcpc: %v %s", err, out)
+	}
+}
+
 func waitFile(t testing.TB, path, substr string, limit time.Duration) string {
 	t.Helper()
 	var b []byte
@@ -180,13 +204,7 @@ func TestRealClients(t *testing.T) {
 	l.router.AddAddr("c1", labServerID+"/24")
 	l.start()
 
-	udhcpcScript, udhcpcLog := l.script("udhcpc", `
-echo "$1 $ip" >> LOG
-case "$1" in
-bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;;
-esac
-`)
-	udhcpc := l.clients[0].Start("udhcpc", "-i", "eth0", "-f", "-s", udhcpcScript, "-t", "5", "-T", "1")
+	udhcpc, udhcpcLog := startUdhcpc(t, l.clients[0], l.dir)
 	defer udhcpc.Stop()
 
 	dhclientScript, dhclientLog := l.script("dhclient", `
@@ -213,9 +231,7 @@ esac
 	// Both renew by unicast to the server identifier and keep their
 	// addresses: dhclient at T1 (5 s), udhcpc when told to (SIGUSR1; its
 	// own timer renews later than T1).
-	if out, err := exec.Command("kill", "-USR1", fmt.Sprint(udhcpc.Pid())).CombinedOutput(); err != nil {
-		t.Fatalf("signal udhcpc: %v %s", err, out)
-	}
+	renewNow(t, udhcpc)
 	waitFile(t, udhcpcLog, "renew "+uAddr, 10*time.Second)
 	waitFile(t, dhclientLog, "RENEW "+dAddr, 15*time.Second)
 	if st := l.stats(); st["dhcp.rx.unicast"] == 0 || st["dhcp.tx.ACK"] < 4 {

@@ -3,8 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -259,12 +257,7 @@ func TestOverlayChain(t *testing.T) {
 
 	// A client of router 5 walks to router 1.
 	cl := c.client("k", "o5")
-	script, log := filepath.Join(c.dir, "udhcpc.sh"), filepath.Join(c.dir, "udhcpc.log")
-	os.WriteFile(script, []byte(`#!/bin/sh
-echo "$1 $ip" >> `+log+`
-case "$1" in bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;; esac
-`), 0o755)
-	udhcpc := cl.ns.Start("udhcpc", "-i", "eth0", "-f", "-s", script, "-t", "5", "-T", "1")
+	udhcpc, log := startUdhcpc(t, cl.ns, c.dir)
 	defer udhcpc.Stop()
 	addr := eventAddr(waitFile(t, log, "bound", 20*time.Second), "bound")
 	r1, r5 := c.router(1), c.router(5)
@@ -272,9 +265,7 @@ case "$1" in bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;; esac
 		t.Fatalf("o5 has no lease for %s: %+v", addr, l)
 	}
 	c.move("k", "o1")
-	if out, err := exec.Command("kill", "-USR1", fmt.Sprint(udhcpc.Pid())).CombinedOutput(); err != nil {
-		t.Fatalf("%v %s", err, out)
-	}
+	renewNow(t, udhcpc)
 	waitFile(t, log, "renew "+addr, 15*time.Second)
 	if st := r1.stats(t); st["roam.ack"] < 1 || st["overlay.route.tx"] < 1 {
 		t.Errorf("o1 did not route the renewal along the tree: %v", st)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -182,12 +181,7 @@ func TestRoaming(t *testing.T) {
 	m.knows(r2, r1)
 	c := m.client("k", "r1")
 
-	script, log := filepath.Join(m.dir, "udhcpc.sh"), filepath.Join(m.dir, "udhcpc.log")
-	os.WriteFile(script, []byte(`#!/bin/sh
-echo "$1 $ip" >> `+log+`
-case "$1" in bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;; esac
-`), 0o755)
-	udhcpc := c.ns.Start("udhcpc", "-i", "eth0", "-f", "-s", script, "-t", "5", "-T", "1")
+	udhcpc, log := startUdhcpc(t, c.ns, m.dir)
 	defer udhcpc.Stop()
 	addr := eventAddr(waitFile(t, log, "bound", 15*time.Second), "bound")
 	if l, ok := r1.lease(t, addr); !ok || l.State != "assigned" || !l.Local {
@@ -200,9 +194,7 @@ case "$1" in bound|renew) ip addr replace "$ip/$mask" dev "$interface" ;; esac
 	time.Sleep(500 * time.Millisecond)
 
 	m.move("k", "r2")
-	if out, err := exec.Command("kill", "-USR1", fmt.Sprint(udhcpc.Pid())).CombinedOutput(); err != nil {
-		t.Fatalf("%v %s", err, out)
-	}
+	renewNow(t, udhcpc)
 	waitFile(t, log, "renew "+addr, 10*time.Second)
 	if st := r2.stats(t); st["roam.ack"] < 1 || st["roam.forwarded"] < 1 {
 		t.Errorf("r2 did not forward: %v", st)

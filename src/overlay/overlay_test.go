@@ -92,6 +92,20 @@ func (h *harness) hello(b byte) {
 	h.step(b, m)
 }
 
+// middleOfTree walks the harness node (0x50) into the finished tree
+// 0x10 -> 0x50 -> 0x60 of origin 0x10, epoch 3 (both neighbours heard
+// already) and returns what it sent on the FINISHED.
+func (h *harness) middleOfTree() []Out {
+	h.t.Helper()
+	fw := one(h.t, h.step(0x10, forward(0x10, 3, 7, 0x50)), wire.ExtForward, 0x60)
+	r := msg(wire.ExtReturn, 0x10, 3, fw.Seq)
+	r.Walk = append(chain(0x10, 0x50), wire.WalkEntry{ID: id(0x60), Parent: 1})
+	h.step(0x60, r)
+	f := msg(wire.ExtFinished, 0x10, 3, 7)
+	f.Tree = wire.TreeSummary{Depth: 1, Size: 3, Digest: 9}
+	return h.step(0x10, f)
+}
+
 // chain is a walk list origin -> ... -> last, each the child of the one before.
 func chain(ids ...byte) []wire.WalkEntry {
 	l := make([]wire.WalkEntry, len(ids))
@@ -525,15 +539,7 @@ func TestTreeKept(t *testing.T) {
 	h := newHarness(t, 0x50)
 	h.hello(0x10)
 	h.hello(0x60)
-	out := h.step(0x10, forward(0x10, 3, 7, 0x50))
-	fw := one(t, out, wire.ExtForward, 0x60)
-	r := msg(wire.ExtReturn, 0x10, 3, fw.Seq)
-	r.Walk = append(chain(0x10, 0x50), wire.WalkEntry{ID: id(0x60), Parent: 1})
-	h.step(0x60, r)
-	f := msg(wire.ExtFinished, 0x10, 3, 7)
-	f.Tree = wire.TreeSummary{Depth: 1, Size: 3, Digest: 9}
-	out = h.step(0x10, f)
-	one(t, out, wire.ExtFinished, 0x60)
+	one(t, h.middleOfTree(), wire.ExtFinished, 0x60)
 	if p, ok := h.n.Route(id(0x60)); !ok || p.ID != id(0x60) {
 		t.Fatalf("route to the child: %v %v", p, ok)
 	}

@@ -20,14 +20,7 @@ func TestRelayFrom(t *testing.T) {
 		t.Fatalf("without a tree: relayed to %v (%v), want 60 only", got, pass)
 	}
 	// A tree: 0x10 is our parent, 0x60 our child.
-	out := h.step(0x10, forward(0x10, 3, 7, 0x50))
-	fw := one(t, out, wire.ExtForward, 0x60)
-	r := msg(wire.ExtReturn, 0x10, 3, fw.Seq)
-	r.Walk = append(chain(0x10, 0x50), wire.WalkEntry{ID: id(0x60), Parent: 1})
-	h.step(0x60, r)
-	f := msg(wire.ExtFinished, 0x10, 3, 7)
-	f.Tree = wire.TreeSummary{Depth: 1, Size: 3, Digest: 9}
-	h.step(0x10, f)
+	h.middleOfTree()
 	tr := h.n.Tree()
 	if !tr.Valid {
 		t.Fatalf("no tree: %+v", tr)
