@@ -38,11 +38,7 @@ vet:
 	go vet ./...
 
 fuzz:
-	@for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; fn=$${t##*:}; \
-		echo "fuzz $$pkg $$fn for $(FUZZTIME)"; \
-		go test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	done
+	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh $(FUZZ_TARGETS)
 
 # A three-router mesh in network namespaces; prints who owns which block
 # until Ctrl-C (or for DEMO_SECONDS seconds).
@@ -93,7 +89,7 @@ test-qemu-mips:
 shellcheck:
 	@scripts/deps-pkg.sh
 	shellcheck -s sh files/etc/init.d/ddhcpd scripts/cross.sh scripts/ipk.sh \
-		scripts/qemu-test.sh scripts/deps-pkg.sh \
+		scripts/qemu-test.sh scripts/deps-pkg.sh scripts/fuzz.sh \
 		src/packaging/testdata/openwrt/etc/rc.common \
 		src/packaging/testdata/openwrt/lib/functions.sh \
 		src/packaging/testdata/openwrt/lib/functions/procd.sh
