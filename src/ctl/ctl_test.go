@@ -231,7 +231,7 @@ func TestPrintTree(t *testing.T) {
 node       0000000000000005
 tree       root 0000000000000001, epoch 7, 5 nodes, depth 2
 parent     0000000000000004 at fe80::4%m4
-child      0000000000000006 at fe80::6%m5, 1 nodes below
+child      0000000000000006 at fe80::6%m5, subtree of 1
 walk       idle
 neighbour  0000000000000004  fe80::4%m4  both ways  tree of 0000000000000001
 `

@@ -187,7 +187,7 @@ func printTree(w io.Writer, raw json.RawMessage) error {
 		}
 		fmt.Fprintf(w, "parent\t%s\n", parent)
 		for _, c := range st.Children {
-			fmt.Fprintf(w, "child\t%s, %d nodes below\n", peerText(c.TreePeer), c.Subtree)
+			fmt.Fprintf(w, "child\t%s, subtree of %d\n", peerText(c.TreePeer), c.Subtree)
 		}
 	} else {
 		fmt.Fprintf(w, "tree\tnone yet\n")
