@@ -42,7 +42,8 @@ const (
 func newDHCPLab(t testing.TB, clients int, extra ...string) *dhcpLab {
 	t.Helper()
 	nettest.RequireRoot(t)
-	l := &dhcpLab{t: t, lab: nettest.New(t), dir: t.TempDir()}
+	dir := t.TempDir() // before the lab: its processes die before the directory goes
+	l := &dhcpLab{t: t, dir: dir, lab: nettest.New(t)}
 	l.bin = nettest.BuildBinary(t, "ddhcpd/src/cmd/ddhcpd")
 	l.probe = nettest.BuildBinary(t, "./testdata/probe")
 	l.router = l.lab.NS("r")

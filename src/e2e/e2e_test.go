@@ -38,10 +38,10 @@ type mesh struct {
 func newMesh(t testing.TB, n int, args ...string) *mesh {
 	t.Helper()
 	nettest.RequireRoot(t)
+	dir := t.TempDir() // before the lab: its processes die before the directory goes
 	m := &mesh{t: t, lab: nettest.New(t), bin: nettest.BuildBinary(t, "ddhcpd/src/cmd/ddhcpd")}
 	hub := m.lab.NS("hub")
 	m.lab.Bridge(hub, "br0")
-	dir := t.TempDir()
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("r%d", i)
 		r := &router{

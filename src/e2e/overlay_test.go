@@ -41,7 +41,8 @@ func newChainLab(t *testing.T, n int, args ...string) *chainLab {
 func newRoutedLab(t *testing.T, n int, links []meshLink, args ...string) *chainLab {
 	t.Helper()
 	nettest.RequireRoot(t)
-	m := &meshLab{t: t, lab: nettest.New(t), dir: t.TempDir(),
+	dir := t.TempDir() // before the lab: its processes die before the directory goes
+	m := &meshLab{t: t, dir: dir, lab: nettest.New(t),
 		routers: map[string]*labRouter{}, clients: map[string]*labClient{}}
 	m.bin = nettest.BuildBinary(t, "ddhcpd/src/cmd/ddhcpd")
 	m.probe = nettest.BuildBinary(t, "./testdata/probe")

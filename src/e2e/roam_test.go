@@ -45,7 +45,8 @@ type labClient struct {
 func newMeshLab(t testing.TB, routers []string, args ...string) *meshLab {
 	t.Helper()
 	nettest.RequireRoot(t)
-	m := &meshLab{t: t, lab: nettest.New(t), dir: t.TempDir(),
+	dir := t.TempDir() // before the lab: its processes die before the directory goes
+	m := &meshLab{t: t, dir: dir, lab: nettest.New(t),
 		routers: map[string]*labRouter{}, clients: map[string]*labClient{}}
 	m.bin = nettest.BuildBinary(t, "ddhcpd/src/cmd/ddhcpd")
 	m.probe = nettest.BuildBinary(t, "./testdata/probe")

@@ -116,8 +116,8 @@ func TestStatusPage(t *testing.T) {
 	plugin := installPlugin(t, bin)
 	t.Logf("built in %v", time.Since(start).Round(time.Millisecond))
 
+	dir := t.TempDir() // before the lab: its processes die before the directory goes
 	l := nettest.New(t)
-	dir := t.TempDir()
 	hub := l.NS("hub")
 	l.Bridge(hub, "br0")
 	r1, r2 := l.NS("r1"), l.NS("r2")

@@ -73,7 +73,9 @@ type Lab struct {
 }
 
 // New returns an empty Lab whose namespaces and processes are removed in
-// t.Cleanup, also when the test fails or panics.
+// t.Cleanup, also when the test fails or panics. Cleanups run last first:
+// take a t.TempDir that the processes write to before calling New, or it is
+// removed while they still run.
 func New(t testing.TB) *Lab {
 	t.Helper()
 	var b [3]byte
