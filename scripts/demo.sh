@@ -103,8 +103,10 @@ start() {
 
 client() {
 	local c=$1
+	# Retry every 2 s, not after udhcpc's default 20 s pause: a router that
+	# is still claiming its first block answers a few seconds late.
 	STATE="$run/$c.lease" ip netns exec "$tag-$c" udhcpc -i eth0 -f -s "$run/udhcpc.sh" \
-		-x hostname:"$c" </dev/null >>"$run/$c.log" 2>&1 &
+		-T 2 -A 2 -x hostname:"$c" </dev/null >>"$run/$c.log" 2>&1 &
 	pid[$c]=$!
 }
 
