@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"ddhcpd/src/control"
-	"ddhcpd/src/nettest"
 )
 
 // chainLab is a routed mesh: routers o1..on joined by links of their own
@@ -40,12 +39,7 @@ func newChainLab(t *testing.T, n int, args ...string) *chainLab {
 
 func newRoutedLab(t *testing.T, n int, links []meshLink, args ...string) *chainLab {
 	t.Helper()
-	nettest.RequireRoot(t)
-	dir := t.TempDir() // before the lab: its processes die before the directory goes
-	m := &meshLab{t: t, dir: dir, lab: nettest.New(t),
-		routers: map[string]*labRouter{}, clients: map[string]*labClient{}}
-	m.bin = nettest.BuildBinary(t, "ddhcpd/src/cmd/ddhcpd")
-	m.probe = nettest.BuildBinary(t, "./testdata/probe")
+	m := newEmptyMeshLab(t)
 	c := &chainLab{meshLab: m}
 	for i := range n {
 		name := fmt.Sprintf("o%d", i+1)

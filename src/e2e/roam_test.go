@@ -42,7 +42,8 @@ type labClient struct {
 	port string     // the link's far end, in the router's namespace
 }
 
-func newMeshLab(t testing.TB, routers []string, args ...string) *meshLab {
+// newEmptyMeshLab makes the lab with its binaries built and no router yet.
+func newEmptyMeshLab(t testing.TB) *meshLab {
 	t.Helper()
 	nettest.RequireRoot(t)
 	dir := t.TempDir() // before the lab: its processes die before the directory goes
@@ -50,6 +51,12 @@ func newMeshLab(t testing.TB, routers []string, args ...string) *meshLab {
 		routers: map[string]*labRouter{}, clients: map[string]*labClient{}}
 	m.bin = nettest.BuildBinary(t, "ddhcpd/src/cmd/ddhcpd")
 	m.probe = nettest.BuildBinary(t, "./testdata/probe")
+	return m
+}
+
+func newMeshLab(t testing.TB, routers []string, args ...string) *meshLab {
+	t.Helper()
+	m := newEmptyMeshLab(t)
 	m.hub = m.lab.NS("hub")
 	m.lab.Bridge(m.hub, "br0")
 	for i, name := range routers {
