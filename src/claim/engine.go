@@ -809,7 +809,6 @@ func (e *Engine) track(idx uint32) *block {
 	return b
 }
 
-// forget returns a block to Free (or Blocked) and drops its state.
 // rememberRelease notes that node id released block idx at now. The memory
 // lasts one inquiry window: the earliest the former owner can claim the
 // block again, after inquiring, which clears it.
@@ -831,6 +830,7 @@ func (e *Engine) pruneReleased(now time.Duration) {
 	}
 }
 
+// forget returns a block to Free (or Blocked) and drops its state.
 func (e *Engine) forget(b *block) {
 	if b.heapIdx >= 0 {
 		heap.Remove(&e.timers, b.heapIdx)
