@@ -13,7 +13,8 @@ import (
 //
 //	target (8) | hops (1) | inner message
 //
-// The inner message is checked by Decode like one received on port 1235.
+// The inner message is checked by Decode like one received on port 1235,
+// and must name the same node and swarm as the extension header.
 const ExtRoute = 12
 
 // MaxRouteHops bounds how often a routed message is passed on, so one that
@@ -31,8 +32,11 @@ type Route struct {
 
 const routeFixedLen = 9
 
-// ErrZeroNode refuses a ROUTE whose writer or target is node id zero.
-var ErrZeroNode = errors.New("writer or target is node id zero")
+// Errors of ParseRoute besides those of Decode.
+var (
+	ErrZeroNode    = errors.New("writer or target is node id zero")
+	ErrRouteWriter = errors.New("inner message of another node or swarm")
+)
 
 // ParseRoute reads the payload of an ExtRoute extension.
 func ParseRoute(e Ext) (Route, error) {
@@ -56,6 +60,11 @@ func ParseRoute(e Ext) (Route, error) {
 	}
 	if m.Command < CmdRenewLease || m.Command > CmdRelease {
 		return r, fmt.Errorf("wire: ROUTE carries command %d: %w", m.Command, ErrCommand)
+	}
+	if m.Node != r.Node || !m.Swarm.Matches(Header{Swarm: r.Swarm}) {
+		// The writer named in the extension header answers for the
+		// inner message.
+		return r, fmt.Errorf("wire: ROUTE: %w", ErrRouteWriter)
 	}
 	r.Inner = m
 	return r, nil

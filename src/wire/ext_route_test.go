@@ -59,6 +59,11 @@ func TestRouteRefused(t *testing.T) {
 	zeroTarget.Target = NodeID{}
 	zw, _ := zeroWriter.Encode()
 	zt, _ := zeroTarget.Encode()
+	otherWriter, otherSwarm := routeSample(), routeSample()
+	otherWriter.Inner.Node = NodeID{7, 7, 7, 7, 7, 7, 7, 7}
+	otherSwarm.Inner.Swarm.BlockSize++
+	ow, _ := otherWriter.Encode()
+	os, _ := otherSwarm.Encode()
 	for _, c := range []struct {
 		name string
 		b    []byte
@@ -71,6 +76,8 @@ func TestRouteRefused(t *testing.T) {
 		{"a claim inside", wrongCmd, ErrCommand},
 		{"written by node id zero", zw, ErrZeroNode},
 		{"to node id zero", zt, ErrZeroNode},
+		{"inner message written by another node", ow, ErrRouteWriter},
+		{"inner message of another swarm", os, ErrRouteWriter},
 	} {
 		if _, err := decodeRoute(c.b); !errors.Is(err, c.want) {
 			t.Errorf("%s: err %v, want %v", c.name, err, c.want)
