@@ -142,6 +142,8 @@ func (d *Daemon) handleExt(p netio.Packet) {
 		}
 		d.count("rx.sync")
 		d.eng.SyncRequested(d.clock.now())
+	case (wire.IsOverlay(e.Type) || e.Type == wire.ExtRoute) && d.ov == nil:
+		d.count("drop.overlay_off")
 	case wire.IsOverlay(e.Type):
 		d.handleOverlay(p, e)
 	case e.Type == wire.ExtRoute:

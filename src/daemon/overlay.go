@@ -97,10 +97,6 @@ func (d *Daemon) overlayFlush(now time.Duration) {
 
 // handleOverlay hands a tree message to the overlay node.
 func (d *Daemon) handleOverlay(p netio.Packet, e wire.Ext) {
-	if d.ov == nil {
-		d.count("drop.overlay_off")
-		return
-	}
 	m, err := wire.ParseOverlay(e)
 	if err != nil {
 		d.count("drop.overlay_malformed")
@@ -196,17 +192,8 @@ func (d *Daemon) route(r wire.Route) error {
 
 // handleRoute passes a routed renewal on, or handles it when it is for us.
 func (d *Daemon) handleRoute(e wire.Ext) {
-	if d.ov == nil {
-		d.count("drop.overlay_off")
-		return
-	}
 	r, err := wire.ParseRoute(e)
 	if err != nil {
-		d.count("drop.route_malformed")
-		return
-	}
-	if r.Inner.Node != r.Node || !r.Inner.Swarm.Matches(wire.Header{Swarm: r.Swarm}) {
-		// The writer named in the header answers for the inner message.
 		d.count("drop.route_malformed")
 		return
 	}
@@ -233,6 +220,13 @@ type sender struct {
 }
 
 func (s sender) routed() bool { return !s.node.IsZero() }
+
+func (s sender) String() string {
+	if s.routed() {
+		return "node " + s.node.String() + " (routed)"
+	}
+	return s.addr.String()
+}
 
 // reply sends an answer back the way the request came.
 func (d *Daemon) reply(to sender, m *wire.Message) error {

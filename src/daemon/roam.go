@@ -272,13 +272,6 @@ func (p *pendingRenew) answeredBy(src sender, node wire.NodeID) bool {
 	return p.fwd.NodeAddr.WithZone("") == src.addr.WithZone("") || (!owner.IsZero() && node == owner)
 }
 
-func (s sender) String() string {
-	if s.routed() {
-		return "node " + s.node.String() + " (routed)"
-	}
-	return s.addr.String()
-}
-
 // rttPercentiles returns the p50 and p99 of recent roamed round trips.
 func (d *Daemon) rttPercentiles() (p50, p99 time.Duration, n int) {
 	if len(d.roam.rtt) == 0 {

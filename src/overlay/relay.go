@@ -48,16 +48,18 @@ func (n *Node) RelayFrom(from wire.NodeID) ([]Peer, bool) {
 		}
 		return ps, true
 	}
-	inTree := func(nb *neighbour) bool {
+	onTree := func(id wire.NodeID) bool { // a tree neighbour
+		return !id.IsZero() && (id == n.tree.parent || n.tree.child(id) >= 0)
+	}
+	inTree := func(nb *neighbour) bool { // announces our tree
 		return nb.v.hasTree && nb.v.tree == n.tree.r && nb.v.digest == n.tree.digest
 	}
-	treeNb := !from.IsZero() && (from == n.tree.parent || n.tree.child(from) >= 0)
-	if nb := n.neighbour(from); nb != nil && !treeNb && inTree(nb) {
+	if nb := n.neighbour(from); nb != nil && !onTree(from) && inTree(nb) {
 		return nil, false
 	}
 	ps = n.Relay(from)
 	for _, nb := range n.nbs {
-		if nb.id == from || !nb.symmetric() || inTree(nb) || nb.id == n.tree.parent || n.tree.child(nb.id) >= 0 {
+		if nb.id == from || !nb.symmetric() || inTree(nb) || onTree(nb.id) {
 			continue
 		}
 		if p, ok := n.peer(nb.id); ok {
