@@ -110,13 +110,19 @@ client() {
 	pid[$c]=$!
 }
 
+# Whether client c holds an address.
+has_lease() {
+	local f=$run/$1.lease
+	[ -s "$f" ] && [ "$(cut -d' ' -f1 "$f")" != none ]
+}
+
 # The addresses of the clients plugged into router r, as they see them.
 clients_at() {
 	local r=$1 out="" c f
 	for c in "${clients[@]}"; do
 		[ "${at[$c]}" = "$r" ] || continue
 		f=$run/$c.lease
-		if [ -s "$f" ] && [ "$(cut -d' ' -f1 "$f")" != none ]; then
+		if has_lease "$c"; then
 			out="$out $c=$(cut -d' ' -f2 "$f")"
 		else
 			out="$out $c=(waiting)"
@@ -160,18 +166,20 @@ start r1
 client r1-c1
 client r1-c2
 t0=$SECONDS
-started_r2=0 started_r3=0 roamed=0 killed=0 restarted=0
+started_r2=0 started_r3=0 roamed=0 walked_at=0 killed=0 restarted=0
 while :; do
 	t=$((SECONDS - t0))
 	if [ $started_r2 = 0 ] && [ $t -ge 2 ]; then start r2; client r2-c1; client r2-c2; started_r2=1; fi
 	if [ $started_r3 = 0 ] && [ $t -ge 4 ]; then start r3; client r3-c1; client r3-c2; started_r3=1; fi
-	if [ $roamed = 0 ] && [ $t -ge "$roam_at" ]; then
-		echo ">>> r1-c1 walks from r1 to r2 and renews its lease"
+	# The walk waits for r1-c1's first lease: on a loaded machine r1 may
+	# claim its first block later than usual.
+	if [ $roamed = 0 ] && [ $t -ge "$roam_at" ] && has_lease r1-c1; then
+		echo ">>> r1-c1 ($(cut -d' ' -f2 "$run/r1-c1.lease")) walks from r1 to r2 and renews its lease"
 		nsx r1 ip link set pr1c1 netns "$tag-r2"
 		nsx r2 ip link set pr1c1 master br-client up
 		at[r1-c1]=r2
 		kill -USR1 "${pid[r1-c1]}" 2>/dev/null || true # udhcpc: renew now
-		roamed=1
+		roamed=1 walked_at=$t
 	fi
 	if [ $killed = 0 ] && [ $t -ge "$kill_at" ]; then
 		kill -9 "${pid[r3]}" 2>/dev/null || true
@@ -190,8 +198,13 @@ while :; do
 		[ "$r" = r3 ] && [ $started_r3 = 0 ] && continue
 		report "$r"
 	done
+	# A timed run shows the walk's outcome: it goes on until 6 s after a
+	# delayed walk, but no longer than 30 s past its time.
 	if [ "$seconds" -gt 0 ] && [ $t -ge "$seconds" ]; then
-		break
+		if [ $t -ge $((seconds + 30)) ] || [ "$roam_at" -ge "$seconds" ] ||
+			{ [ $roamed = 1 ] && [ $t -ge $((walked_at + 6)) ]; }; then
+			break
+		fi
 	fi
 	sleep 2
 done
