@@ -143,6 +143,7 @@ report() {
 	owned=$("$bin/ddhcpctl" -C "$sock" blocks 2>/dev/null | awk -v len=$((32 - exp)) '$3 == "ours" {printf "%s/%s ", $2, len}' || true)
 	leases=$("$bin/ddhcpctl" -C "$sock" leases 2>/dev/null | awk '$2 == "assigned"' | wc -l || true)
 	printf '  %-3s  node %s  owns: %-28s %s leases  clients:%s\n' "$r" "${node:-?}" "${owned:-(nothing yet)}" "$leases" "$(clients_at "$r")"
+	[ -n "$node" ] && [ -n "$owned" ] || settled=0
 }
 
 # New interesting log lines since the last call.
@@ -193,16 +194,21 @@ while :; do
 	fi
 	events
 	echo "[${t}s]"
+	settled=1 # every router up owns blocks, every client has an address
+	for c in "${clients[@]}"; do
+		has_lease "$c" || settled=0
+	done
 	for r in "${routers[@]}"; do
 		[ "$r" = r2 ] && [ $started_r2 = 0 ] && continue
 		[ "$r" = r3 ] && [ $started_r3 = 0 ] && continue
 		report "$r"
 	done
-	# A timed run shows the walk's outcome: it goes on until 6 s after a
-	# delayed walk, but no longer than 30 s past its time.
+	# A timed run ends with the mesh settled and, when the walk falls in
+	# it, 6 s after the walk: on a loaded machine both may come late. It
+	# never runs more than 30 s past its time.
 	if [ "$seconds" -gt 0 ] && [ $t -ge "$seconds" ]; then
-		if [ $t -ge $((seconds + 30)) ] || [ "$roam_at" -ge "$seconds" ] ||
-			{ [ $roamed = 1 ] && [ $t -ge $((walked_at + 6)) ]; }; then
+		if [ $t -ge $((seconds + 30)) ] || { [ $settled = 1 ] &&
+			{ [ "$roam_at" -ge "$seconds" ] || { [ $roamed = 1 ] && [ $t -ge $((walked_at + 6)) ]; }; }; }; then
 			break
 		fi
 	fi
