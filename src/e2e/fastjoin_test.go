@@ -34,7 +34,7 @@ func TestFastJoin(t *testing.T) {
 	start := time.Now()
 	r4 := m.start("r4") // default learning: the block timeout (60 s) at most, fast join on
 	var learnt time.Duration
-	eventually(t, 20*time.Second, "r4 ends learning", func() error {
+	eventually(t, 30*time.Second, "r4 ends learning", func() error {
 		var st control.Status
 		if err := control.Call(r4.sock, "status", nil, &st); err != nil || st.Learning {
 			return fmt.Errorf("learning (%v)", err)
@@ -67,7 +67,9 @@ func TestFastJoin(t *testing.T) {
 	if st["tx.sync"] < 1 || st["rx.updateclaim"] < 3 {
 		t.Errorf("no SYNC sent or not answered: %v", st)
 	}
-	if learnt > 10*time.Second {
+	// About 2.5 s normally; without fast join learning lasts the block
+	// timeout (60 s). The margin is for a loaded machine.
+	if learnt > 20*time.Second {
 		t.Errorf("learning took %v; fast join should end it within seconds", learnt)
 	}
 	t.Logf("fast join: learning ended %v after start, first lease %v after start", learnt.Round(10*time.Millisecond), first.Round(10*time.Millisecond))

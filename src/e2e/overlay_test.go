@@ -139,34 +139,32 @@ func (c *chainLab) agree(limit time.Duration, rs ...*labRouter) {
 }
 
 func (c *chainLab) agreeErr(ids map[*labRouter]string, rs []*labRouter) error {
-	{
-		owner := map[uint32]*labRouter{}
-		views := map[*labRouter]map[uint32]string{}
-		for _, r := range rs {
-			ours, claimed, err := c.claims(r)
-			if err != nil {
-				return err
-			}
-			if len(ours) == 0 {
-				return fmt.Errorf("%s owns no block", r.name)
-			}
-			for _, b := range ours {
-				if o := owner[b]; o != nil {
-					return fmt.Errorf("block %d owned by %s and %s", b, o.name, r.name)
-				}
-				owner[b] = r
-			}
-			views[r] = claimed
+	owner := map[uint32]*labRouter{}
+	views := map[*labRouter]map[uint32]string{}
+	for _, r := range rs {
+		ours, claimed, err := c.claims(r)
+		if err != nil {
+			return err
 		}
-		for _, r := range rs {
-			for b, o := range owner {
-				if o != r && views[r][b] != ids[o] {
-					return fmt.Errorf("%s sees block %d as claimed by %q, owner is %s (%s)", r.name, b, views[r][b], o.name, ids[o])
-				}
-			}
+		if len(ours) == 0 {
+			return fmt.Errorf("%s owns no block", r.name)
 		}
-		return nil
+		for _, b := range ours {
+			if o := owner[b]; o != nil {
+				return fmt.Errorf("block %d owned by %s and %s", b, o.name, r.name)
+			}
+			owner[b] = r
+		}
+		views[r] = claimed
 	}
+	for _, r := range rs {
+		for b, o := range owner {
+			if o != r && views[r][b] != ids[o] {
+				return fmt.Errorf("%s sees block %d as claimed by %q, owner is %s (%s)", r.name, b, views[r][b], o.name, ids[o])
+			}
+		}
+	}
+	return nil
 }
 
 // link cuts or restores the link between routers k and k+1.
@@ -187,7 +185,7 @@ func (c *chainLab) link(k int, up bool) {
 func (c *chainLab) dora(client, mac string) string {
 	c.t.Helper()
 	var addr string
-	eventually(c.t, 20*time.Second, client+" leases for "+mac, func() error {
+	eventually(c.t, 40*time.Second, client+" leases for "+mac, func() error {
 		r := c.probeRun(client, "-mac", mac, "-timeout", "3s", "dora")
 		if r.Type != "ACK" {
 			return fmt.Errorf("got %+v", r)
@@ -254,7 +252,7 @@ func TestOverlayChain(t *testing.T) {
 	cl := c.client("k", "o5")
 	udhcpc, log := startUdhcpc(t, cl.ns, c.dir)
 	defer udhcpc.Stop()
-	addr := eventAddr(waitFile(t, log, "bound", 20*time.Second), "bound")
+	addr := eventAddr(waitFile(t, log, "bound", 30*time.Second), "bound")
 	r1, r5 := c.router(1), c.router(5)
 	if l, ok := r5.lease(t, addr); !ok || l.State != "assigned" || !l.Local {
 		t.Fatalf("o5 has no lease for %s: %+v", addr, l)
@@ -316,7 +314,14 @@ func TestOverlayChain(t *testing.T) {
 		acks := 0
 		var got []string
 		for _, g := range gs {
-			r := c.probeRun(g.client, "-mac", g.mac, "-addr", a, "-state", "rebind", "-timeout", "3s", "request")
+			// A client sends again when unanswered (the answer
+			// may be routed over four hops on a loaded machine).
+			var r probeResult
+			for range 3 {
+				if r = c.probeRun(g.client, "-mac", g.mac, "-addr", a, "-state", "rebind", "-timeout", "3s", "request"); r.Type != "none" {
+					break
+				}
+			}
 			got = append(got, g.mac+":"+r.Type)
 			if r.Type == "ACK" {
 				acks++
@@ -361,14 +366,14 @@ func TestOverlayCycle(t *testing.T) {
 	// And they stay agreed over refreshes (block timeout 10 s): claims
 	// that reach a router once, by the SYNC at the tree's start, but not
 	// on refresh would time out there.
+	// A claim missed on refresh stays missed, so a few seconds of grace
+	// for a late refresh on a loaded machine do not hide that.
 	time.Sleep(12 * time.Second)
 	ids := map[*labRouter]string{}
 	for _, r := range all {
 		ids[r] = r.nodeID(t)
 	}
-	if err := c.agreeErr(ids, all); err != nil {
-		t.Fatalf("after a block timeout: %v", err)
-	}
+	eventually(t, 5*time.Second, "agreement after a block timeout", func() error { return c.agreeErr(ids, all) })
 	dups := uint64(0)
 	for _, r := range all {
 		dups += r.stats(t)["overlay.duplicate"]
