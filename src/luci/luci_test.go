@@ -175,7 +175,7 @@ func TestStatusPage(t *testing.T) {
 	wantHosts := map[string]string{probeMAC: ""}
 	for k, name := range map[int]string{1: "laptop", 2: hostile} {
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-		out, err := clients[k].Run(ctx, "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "5", "-T", "1",
+		out, err := clients[k].Run(ctx, "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "8", "-T", "2",
 			"-s", "/bin/true", "-x", "hostname:"+name)
 		cancel()
 		if err != nil {
