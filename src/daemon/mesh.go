@@ -86,19 +86,18 @@ func (d *Daemon) sync(now time.Duration) {
 	if !d.wantSync() || now < d.nextSync {
 		return
 	}
+	d.nextSync = now + syncRepeat
 	if d.ov != nil && !d.ov.Tree().Valid {
 		// Relayed along the tree, a SYNC reaches the whole partition, but
 		// the answers reach a node outside the tree only once its
 		// neighbours hear it both ways, which may take longer than the
 		// answers: learning waits for the tree (EventRoot asks again) or
 		// the learning time.
-		d.nextSync = now + syncRepeat
 		if d.syncs == 0 && d.sendSync() {
 			d.syncs = 1
 		}
 		return
 	}
-	d.nextSync = now + syncRepeat
 	if d.sendSync() {
 		d.syncs++
 		d.eng.SyncSent(now)

@@ -163,11 +163,16 @@ func (d *Daemon) sendToOwner(owner wire.NodeID, ownerAddr netip.Addr, m *wire.Me
 	if !ownerAddr.IsValid() {
 		return false, errNoRoute
 	}
+	return false, d.unicastRenew(ownerAddr, m)
+}
+
+// unicastRenew sends a renew-family message to port 1235 of addr.
+func (d *Daemon) unicastRenew(addr netip.Addr, m *wire.Message) error {
 	b, err := m.Encode()
 	if err != nil {
-		return false, err
+		return err
 	}
-	return false, d.mesh.Unicast(netio.UnicastPort, netip.AddrPortFrom(ownerAddr, netio.UnicastPort), b)
+	return d.mesh.Unicast(netio.UnicastPort, netip.AddrPortFrom(addr, netio.UnicastPort), b)
 }
 
 var errNoRoute = errors.New("no route to the owner")
@@ -203,8 +208,8 @@ func (d *Daemon) handleRoute(e wire.Ext) {
 			return
 		}
 		r.Hops++
-		if err := d.route(r); err != nil {
-			d.count("overlay.route.tx_error")
+		if err := d.route(r); err != nil && !errors.Is(err, errNoRoute) {
+			d.count("overlay.route.tx_error") // route counted no_route itself
 		}
 		return
 	}
@@ -233,9 +238,5 @@ func (d *Daemon) reply(to sender, m *wire.Message) error {
 	if to.routed() {
 		return d.route(wire.Route{Node: d.node, Swarm: m.Swarm, Target: to.node, Inner: *m})
 	}
-	b, err := m.Encode()
-	if err != nil {
-		return err
-	}
-	return d.mesh.Unicast(netio.UnicastPort, netip.AddrPortFrom(to.addr, netio.UnicastPort), b)
+	return d.unicastRenew(to.addr, m)
 }
