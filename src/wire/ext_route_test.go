@@ -102,8 +102,8 @@ func FuzzDecodeRoute(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoded %x but cannot encode: %v", b, err)
 		}
-		if r2, err := decodeRoute(out); err != nil || r2.Target != r.Target || r2.Hops != r.Hops || r2.Inner.Command != r.Inner.Command {
-			t.Fatalf("round trip of %x: %+v %v", b, r2, err)
+		if !bytes.Equal(out, b) {
+			t.Fatalf("decode/encode changed %x into %x", b, out)
 		}
 	})
 }
