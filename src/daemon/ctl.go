@@ -14,6 +14,7 @@ import (
 	"ddhcpd/src/config"
 	"ddhcpd/src/control"
 	"ddhcpd/src/dhcp4"
+	"ddhcpd/src/node"
 	"ddhcpd/src/overlay"
 )
 
@@ -97,9 +98,8 @@ func (d *Daemon) answer(req control.Request) (reply control.Reply) {
 		return control.Reply{Result: d.counters()}
 	case "stats_reset":
 		st := d.counters()
-		for k := range d.stats {
-			d.stats[k] = 0
-		}
+		d.stats = driverStats{}
+		d.node.ResetCounters()
 		return control.Reply{Result: st}
 	}
 	return control.Reply{Result: d.tree()}
@@ -107,12 +107,13 @@ func (d *Daemon) answer(req control.Request) (reply control.Reply) {
 
 // tree describes the overlay for "tree".
 func (d *Daemon) tree() control.Tree {
-	if d.ov == nil {
+	ov := d.node.Overlay()
+	if ov == nil {
 		return control.Tree{}
 	}
-	t := d.ov.Tree()
+	t := ov.Tree()
 	st := &control.TreeState{
-		Node: d.node.String(), Valid: t.Valid, Epoch: t.Epoch, Depth: t.Depth, Size: t.Size,
+		Node: d.node.ID().String(), Valid: t.Valid, Epoch: t.Epoch, Depth: t.Depth, Size: t.Size,
 		Walk: t.State.String(), Children: []control.TreeChild{}, Neighbours: []control.TreeNeighbour{},
 	}
 	peer := func(p overlay.Peer) control.TreePeer {
@@ -150,7 +151,7 @@ func (d *Daemon) tree() control.Tree {
 
 func (d *Daemon) blocks(now time.Duration) []control.Block {
 	rows := []control.Block{}
-	for _, b := range d.eng.Blocks() {
+	for _, b := range d.node.Engine().Blocks() {
 		row := control.Block{
 			Index:     b.Index,
 			First:     d.pool.Addr(b.Index, 0).String(),
@@ -174,7 +175,7 @@ func (d *Daemon) blocks(now time.Duration) []control.Block {
 
 func (d *Daemon) leaseRows(now time.Duration) []control.Lease {
 	rows := []control.Lease{}
-	for _, l := range d.leases.Leases() {
+	for _, l := range d.node.Leases().Leases() {
 		row := control.Lease{
 			Addr:     l.Addr.String(),
 			State:    l.State.String(),
@@ -187,7 +188,7 @@ func (d *Daemon) leaseRows(now time.Duration) []control.Lease {
 		}
 		if idx, ok := d.pool.Block(l.Addr); ok {
 			row.Block = idx
-			row.Local = d.leases.Serving(idx)
+			row.Local = d.node.Leases().Serving(idx)
 		}
 		rows = append(rows, row)
 	}
@@ -198,7 +199,8 @@ func (d *Daemon) leaseRows(now time.Duration) []control.Lease {
 // itself (mask and broadcast unless configured, lease time, server id).
 // Always says whether an option goes out unrequested.
 func (d *Daemon) optionsInForce() control.Options {
-	if d.dhcp == nil {
+	srv := d.node.DHCP()
+	if srv == nil {
 		out := control.Options{LeaseTime: int64(d.cfg.LeaseTime / time.Second), Options: []control.OptionInfo{}}
 		for _, o := range d.options() {
 			out.Options = append(out.Options, describe(o))
@@ -206,7 +208,7 @@ func (d *Daemon) optionsInForce() control.Options {
 		slices.SortFunc(out.Options, func(a, b control.OptionInfo) int { return int(a.Code) - int(b.Code) })
 		return out
 	}
-	cfg := d.dhcp.Config()
+	cfg := srv.Config()
 	out := control.Options{DHCP: true, LeaseTime: int64(cfg.LeaseTime / time.Second), Options: []control.OptionInfo{}}
 	configured := map[uint8]bool{}
 	for _, o := range cfg.Options {
@@ -291,7 +293,8 @@ func (d *Daemon) optionSet(a control.OptionSetArgs) control.Reply {
 	if slices.Contains(ownOptions, o.Code) {
 		return control.Fail(control.CodeBadArgs, "option %d is set by the server itself", o.Code)
 	}
-	if d.dhcp == nil {
+	srv := d.node.DHCP()
+	if srv == nil {
 		return control.Fail(control.CodeUnavailable, "no DHCP service (-S)")
 	}
 	if o.Code == 51 {
@@ -302,13 +305,13 @@ func (d *Daemon) optionSet(a control.OptionSetArgs) control.Reply {
 		if lt < 10*time.Second {
 			return control.Fail(control.CodeBadArgs, "lease time %v: want at least 10s", lt)
 		}
-		d.dhcp.SetLeaseTime(lt)
+		d.node.Step(d.clock.now(), node.SetLeaseTime{LeaseTime: lt})
 		d.log.Info("lease time set by control", "lease_time", lt)
 		info := control.DescribeOption(51, o.Data, true)
 		info.Derived = true
 		return control.Reply{Result: info}
 	}
-	opts := d.dhcp.Config().Options
+	opts := srv.Config().Options
 	opt := dhcp4.Option{Code: o.Code, Data: o.Data}
 	if i := slices.IndexFunc(opts, func(x dhcp4.Option) bool { return x.Code == o.Code }); i >= 0 {
 		opt.Always = opts[i].Always
@@ -317,7 +320,7 @@ func (d *Daemon) optionSet(a control.OptionSetArgs) control.Reply {
 	if a.Always != nil {
 		opt.Always = *a.Always
 	}
-	d.dhcp.SetOptions(append(opts, opt))
+	d.node.Step(d.clock.now(), node.SetOptions{Options: append(opts, opt)})
 	info := describe(opt)
 	d.log.Info("option set by control", "code", info.Code, "type", info.Type, "value", info.Value, "always", info.Always)
 	return control.Reply{Result: info}
@@ -334,16 +337,16 @@ func (d *Daemon) optionRemove(code int) control.Reply {
 		return control.Fail(control.CodeBadArgs, "the lease time (option 51) cannot be removed, only set")
 	case slices.Contains(ownOptions, uint8(code)):
 		return control.Fail(control.CodeBadArgs, "option %d is set by the server itself", code)
-	case d.dhcp == nil:
+	case d.node.DHCP() == nil:
 		return control.Fail(control.CodeUnavailable, "no DHCP service (-S)")
 	}
-	opts := d.dhcp.Config().Options
+	opts := d.node.DHCP().Config().Options
 	i := slices.IndexFunc(opts, func(x dhcp4.Option) bool { return int(x.Code) == code })
 	if i < 0 {
 		return control.Fail(control.CodeNotFound, "option %d is not configured", code)
 	}
 	removed := describe(opts[i])
-	d.dhcp.SetOptions(slices.Delete(slices.Clone(opts), i, i+1))
+	d.node.Step(d.clock.now(), node.SetOptions{Options: slices.Delete(slices.Clone(opts), i, i+1)})
 	d.log.Info("option removed by control", "code", code)
 	return control.Reply{Result: removed}
 }
@@ -368,21 +371,22 @@ func (d *Daemon) setLogLevel(a control.LogLevelArgs) control.Reply {
 }
 
 func (d *Daemon) status(now time.Duration) control.Status {
+	eng := d.node.Engine()
 	st := control.Status{
-		Node:          d.node.String(),
+		Node:          d.node.ID().String(),
 		Pool:          d.pool.Prefix().String(),
 		BlockSize:     d.pool.BlockSize(),
 		Blocks:        d.pool.NumBlocks(),
-		Learning:      d.eng.Learning(),
-		Owned:         len(d.eng.Owned()),
-		Tracked:       d.eng.Tracked(),
+		Learning:      eng.Learning(),
+		Owned:         len(eng.Owned()),
+		Tracked:       eng.Tracked(),
 		SpareLeases:   d.cfg.SpareLeases,
 		BlockTimeout:  int(d.cfg.BlockTimeout / time.Second),
 		UptimeSeconds: now.Seconds(),
 		Version:       d.version,
 		Interfaces:    d.cfg.ClientInterfaces,
-		Leases:        d.leases.Len(),
-		DHCP:          d.dhcp != nil,
+		Leases:        d.node.Leases().Len(),
+		DHCP:          d.node.DHCP() != nil,
 	}
 	if d.serverID.IsValid() {
 		st.ServerID = d.serverID.String()
@@ -403,11 +407,17 @@ func (d *Daemon) status(now time.Duration) control.Status {
 // counters are the daemon's own counters (reset by "stats_reset") and the
 // cumulative ones of the claim engine and the sockets.
 func (d *Daemon) counters() control.Stats {
-	out := control.Stats{}
-	for k, v := range d.stats {
-		out[k] = v
+	nc := d.node.Counters()
+	out := control.Stats(nc.Map())
+	for k, v := range map[string]uint64{
+		"reload": d.stats.reload, "reload.failed": d.stats.reloadFailed,
+		"state.handed_to_writer": d.stats.stateHanded, "state.damaged": d.stats.stateDamaged,
+	} {
+		if v != 0 {
+			out[k] = v
+		}
 	}
-	es := d.eng.Stats()
+	es := d.node.Engine().Stats()
 	out["claim.bad_index"] = es.BadIndex
 	out["claim.owned"] = es.Owned
 	out["claim.lost"] = es.Lost
@@ -436,7 +446,7 @@ func (d *Daemon) counters() control.Stats {
 	out["hook.failed"] = hs.Failed
 	out["hook.timed_out"] = hs.TimedOut
 	out["hook.dropped"] = hs.Dropped
-	if p50, p99, n := d.rttPercentiles(); n > 0 {
+	if p50, p99, n := d.node.RoamRTT(); n > 0 {
 		out["roam.rtt_p50_us"] = uint64(p50.Microseconds())
 		out["roam.rtt_p99_us"] = uint64(p99.Microseconds())
 	}

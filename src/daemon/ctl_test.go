@@ -11,12 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"ddhcpd/src/claim"
 	"ddhcpd/src/config"
 	"ddhcpd/src/control"
 	"ddhcpd/src/dhcp4"
-	"ddhcpd/src/lease"
 	"ddhcpd/src/netio"
+	"ddhcpd/src/node"
 	"ddhcpd/src/pool"
 	"ddhcpd/src/wire"
 )
@@ -43,28 +42,23 @@ func optionDaemon(t *testing.T) (*Daemon, *slog.LevelVar) {
 		cfg:      cfg,
 		log:      slog.New(varHandler{slog.DiscardHandler, lv}),
 		clock:    newClock(),
-		stats:    map[string]uint64{},
 		serverID: netip.MustParseAddr("10.0.0.1"),
 	}
 	var err error
 	if d.pool, err = pool.New(cfg.Pool, cfg.SizeExp, nil); err != nil {
 		t.Fatal(err)
 	}
-	d.eng, err = claim.New(claim.Config{
-		Node:  wire.NodeID{1, 2, 3, 4, 5, 6, 7, 8},
-		Swarm: wire.Swarm{Prefix: cfg.Pool.Addr(), PrefixLen: uint8(cfg.Pool.Bits()), BlockSize: uint8(d.pool.BlockSize())},
-	}, d.pool, rand.New(rand.NewPCG(1, 2)), d.clock.now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	d.mesh = &netio.Mesh{} // not open: no interfaces, zero counters
-	d.leases = lease.NewTable(d.pool)
-	d.dhcp, err = dhcp4.New(dhcp4.Config{
-		ServerID:  d.serverID,
-		Subnet:    d.subnet(),
-		LeaseTime: cfg.LeaseTime,
-		Options:   d.options(),
-	}, d.leases, blockView{d})
+	d.node, err = node.New(node.Config{
+		Node: wire.NodeID{1, 2, 3, 4, 5, 6, 7, 8},
+		Pool: d.pool,
+		DHCP: &dhcp4.Config{
+			ServerID:  d.serverID,
+			Subnet:    d.subnet(),
+			LeaseTime: cfg.LeaseTime,
+			Options:   d.options(),
+		},
+	}, rand.New(rand.NewPCG(1, 2)), d.clock.now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +66,7 @@ func optionDaemon(t *testing.T) (*Daemon, *slog.LevelVar) {
 }
 
 func configured(d *Daemon, code uint8) (dhcp4.Option, bool) {
-	opts := d.dhcp.Config().Options
+	opts := d.node.DHCP().Config().Options
 	i := slices.IndexFunc(opts, func(o dhcp4.Option) bool { return o.Code == code })
 	if i < 0 {
 		return dhcp4.Option{}, false
@@ -130,7 +124,7 @@ func TestAnswerOptions(t *testing.T) {
 			}
 		}},
 		{name: "lease time", cmd: "option_set", args: `{"code":51,"type":"u32","value":"600"}`, check: func(t *testing.T, r json.RawMessage) {
-			if lt := d.dhcp.Config().LeaseTime; lt != 600*time.Second {
+			if lt := d.node.DHCP().Config().LeaseTime; lt != 600*time.Second {
 				t.Errorf("lease time %v", lt)
 			}
 			if _, ok := configured(d, 51); ok {
@@ -138,7 +132,7 @@ func TestAnswerOptions(t *testing.T) {
 			}
 		}},
 		{name: "lease time C form", cmd: "option_set", args: `{"c":"51:4:0.0.1.44"}`, check: func(t *testing.T, r json.RawMessage) {
-			if lt := d.dhcp.Config().LeaseTime; lt != 300*time.Second {
+			if lt := d.node.DHCP().Config().LeaseTime; lt != 300*time.Second {
 				t.Errorf("lease time %v", lt)
 			}
 		}},
@@ -255,16 +249,17 @@ func TestAnswerUnknownListsCommands(t *testing.T) {
 
 func TestStatsReset(t *testing.T) {
 	d, _ := optionDaemon(t)
-	d.count("rx.dhcp")
-	d.count("rx.dhcp")
+	d.node.Step(0, node.ClientPacket{Iface: "c0", Payload: []byte("not DHCP")})
+	d.node.Step(0, node.ClientPacket{Iface: "c0", Payload: []byte("not DHCP")})
+	d.stats.reload++
 	r := d.answer(control.Request{Cmd: "stats_reset"})
 	before, ok := r.Result.(control.Stats)
-	if !ok || before["rx.dhcp"] != 2 {
+	if !ok || before["dhcp.drop.malformed"] != 2 || before["reload"] != 1 {
 		t.Fatalf("stats_reset %+v", r)
 	}
 	after, _ := d.answer(control.Request{Cmd: "stats"}).Result.(control.Stats)
-	if n, ok := after["rx.dhcp"]; !ok || n != 0 {
-		t.Errorf("after reset rx.dhcp = %d, %v", n, ok)
+	if n := after["dhcp.drop.malformed"] + after["reload"]; n != 0 {
+		t.Errorf("after reset: %v", after)
 	}
 	if _, ok := after["claim.owned"]; !ok {
 		t.Errorf("stats lack the engine's counters: %v", after)
@@ -295,7 +290,10 @@ func TestFixedLogLevel(t *testing.T) {
 
 func TestNoDHCPOptions(t *testing.T) {
 	d, _ := optionDaemon(t)
-	d.dhcp = nil
+	var err error
+	if d.node, err = node.New(node.Config{Node: d.node.ID(), Pool: d.pool}, rand.New(rand.NewPCG(1, 2)), 0); err != nil {
+		t.Fatal(err)
+	}
 	r := d.answer(control.Request{Cmd: "options"})
 	o, ok := r.Result.(control.Options)
 	if !ok || o.DHCP || len(o.Options) != 1 || o.Options[0].Code != 3 || !o.Options[0].Always {
@@ -321,7 +319,7 @@ func TestHandleControlStopping(t *testing.T) {
 // A bug behind a command answers "internal" and leaves the loop running.
 func TestAnswerRecovers(t *testing.T) {
 	d, _ := optionDaemon(t)
-	d.eng = nil
+	d.node = nil
 	if r := d.answer(control.Request{Cmd: "blocks"}); r.Error == nil || r.Error.Code != control.CodeInternal {
 		t.Errorf("reply %+v", r)
 	}

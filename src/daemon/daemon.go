@@ -1,7 +1,8 @@
-// Package daemon is ddhcpd's event loop. One goroutine owns all protocol
-// state: socket readers and the control server hand it work over channels,
-// and it drives the claim engine, the lease table and the DHCP decisions with
-// the monotonic clock.
+// Package daemon drives one node.Node with real sockets: it reads mesh and
+// client datagrams, interface changes, control commands and signals on one
+// goroutine, steps the node with the monotonic clock, and carries out what
+// the node decided (datagrams, DHCP replies, hook runs, state file writes).
+// Every protocol decision is the node's.
 package daemon
 
 import (
@@ -10,11 +11,9 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"ddhcpd/src/hook"
 	"ddhcpd/src/lease"
 	"ddhcpd/src/netio"
+	"ddhcpd/src/node"
 	"ddhcpd/src/overlay"
 	"ddhcpd/src/pool"
 	"ddhcpd/src/statedir"
@@ -40,42 +40,29 @@ func newClock() clock { return clock{start: time.Now()} }
 
 func (c clock) now() time.Duration { return time.Since(c.start) }
 
-// reclaimBatch bounds lease reclamation per loop pass (Kea 39).
-const reclaimBatch = 100
-
 // Daemon is a running ddhcpd.
 type Daemon struct {
 	cfg     config.Config
 	log     *slog.Logger
 	version string
 	clock   clock
-	node    wire.NodeID
+	node    *node.Node
 	pool    *pool.Pool
-	eng     *claim.Engine
 	mesh    *netio.Mesh
+	clients *netio.Clients // nil with -S
 	ctl     chan ctlCall
-	stats   map[string]uint64
+	stats   driverStats
 
-	// DHCP side; nil with -S.
-	clients  *netio.Clients
-	leases   *lease.Table
-	dhcp     *dhcp4.Server
 	serverID netip.Addr
-	parked   parkedDiscovers
-	demand   bool // a client got nothing: claim at once
-	roam     roaming
-	syncs    int           // SYNCs sent while learning
-	nextSync time.Duration // when to send the next one
-
-	// The spanning-tree overlay; nil without -overlay.
-	ov    *overlay.Node
-	flood *overlay.Flooder
-
 	// hook runs the -H command for events; nil without -H (a nil Runner
 	// does nothing).
-	hook *hook.Runner
-
+	hook  *hook.Runner
 	state stateWriter
+}
+
+// driverStats are the daemon's own counters, beside the node's.
+type driverStats struct {
+	reload, reloadFailed, stateHanded, stateDamaged uint64
 }
 
 type ctlCall struct {
@@ -91,13 +78,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		version: version,
 		clock:   newClock(),
 		ctl:     make(chan ctlCall),
-		stats:   make(map[string]uint64),
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var err error
-	d.node, err = statedir.NodeID(cfg.StateDir, entropy{}, func(err error) {
+	id, err := statedir.NodeID(cfg.StateDir, entropy{}, func(err error) {
 		log.Warn("node id damaged", "err", err)
 	})
 	if err != nil {
@@ -119,53 +104,6 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	if d.pool, err = pool.New(cfg.Pool, cfg.SizeExp, d.reserved()); err != nil {
 		return fmt.Errorf("pool: %w", err)
 	}
-	// Crypto-seeded picking, so nodes started together pick different
-	// blocks (C bug 2 seeded rand() with the second of the start).
-	var seed [32]byte
-	if _, err := (entropy{}).Read(seed[:]); err != nil {
-		return fmt.Errorf("seed: %w", err)
-	}
-	d.eng, err = claim.New(claim.Config{
-		Node: d.node,
-		Swarm: wire.Swarm{
-			Prefix:    cfg.Pool.Addr(),
-			PrefixLen: uint8(cfg.Pool.Bits()),
-			BlockSize: uint8(d.pool.BlockSize()),
-		},
-		SpareLeases:      cfg.SpareLeases,
-		BlockTimeout:     cfg.BlockTimeout,
-		TentativeTimeout: cfg.TentativeTimeout,
-		InquireInterval:  cfg.InquireInterval,
-		NeedlessTimeout:  cfg.NeedlessTimeout,
-		LearningTime:     cfg.LearningTime,
-		SyncQuiet:        cfg.SyncQuiet,
-		MaxBlocks:        cfg.MaxBlocks,
-	}, d.pool, mrand.New(mrand.NewChaCha8(seed)), d.clock.now())
-	if err != nil {
-		return fmt.Errorf("claim engine: %w", err)
-	}
-	if d.ov, err = d.newOverlay(); err != nil {
-		return fmt.Errorf("overlay: %w", err)
-	}
-	d.flood = overlay.NewFlooder(dedupWindow(cfg.InquireInterval))
-	d.leases = lease.NewTable(d.pool)
-	for _, h := range cfg.Hosts {
-		d.leases.Reserve(lease.KeyOf(h.ClientID, h.MAC), h.Addr)
-	}
-	if !cfg.NoDHCP {
-		d.dhcp, err = dhcp4.New(dhcp4.Config{
-			ServerID:  d.serverID,
-			Subnet:    d.subnet(),
-			LeaseTime: cfg.LeaseTime,
-			Probation: cfg.Probation,
-			Options:   d.options(),
-			Reserve:   max(2, cfg.SpareLeases/4),
-			AdmitRate: cfg.AdmitRate,
-		}, d.leases, blockView{d})
-		if err != nil {
-			return err
-		}
-	}
 	if cfg.Hook != "" {
 		if d.hook, err = hook.New(hook.Config{Path: cfg.Hook, Logger: log.With("part", "hook")}); err != nil {
 			return err
@@ -173,7 +111,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		defer d.hook.Close()
 	}
 	d.state = newStateWriter(cfg)
-	d.restore()
+	if d.node, err = d.newNode(id); err != nil {
+		return err
+	}
 	d.state.start(d.stateReport)
 
 	d.mesh, err = netio.OpenMesh(ctx, netio.MeshConfig{
@@ -193,16 +133,71 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	go func() { srv.Serve(ctx); close(ctlDone) }()
 	defer func() { cancel(); <-ctlDone }()
 
-	log.Info("ddhcpd started", "version", version, "node", d.node, "pool", d.pool.Prefix(),
+	log.Info("ddhcpd started", "version", version, "node", id, "pool", d.pool.Prefix(),
 		"block_size", d.pool.BlockSize(), "blocks", d.pool.NumBlocks(), "mesh", cfg.MeshInterfaces,
 		"clients", cfg.ClientInterfaces, "server_id", d.serverID, "learning", cfg.LearningTime)
-	if cfg.LearningTime == 0 {
-		d.eng.EndLearning(d.clock.now())
-	}
+	d.carryOut() // what the node decided at its start
 	err = d.loop(ctx)
 	d.saveState(true)
 	d.state.stop() // a snapshot still being written is finished before we exit
 	return err
+}
+
+// newNode makes the protocol node of the configuration, with what the state
+// file kept.
+func (d *Daemon) newNode(id wire.NodeID) (*node.Node, error) {
+	cfg := d.cfg
+	// Crypto-seeded, so nodes started together pick different blocks
+	// (C bug 2 seeded rand() with the second of the start).
+	var seed [32]byte
+	if _, err := (entropy{}).Read(seed[:]); err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
+	nc := node.Config{
+		Node: id,
+		Pool: d.pool,
+		Claim: claim.Config{
+			SpareLeases:      cfg.SpareLeases,
+			BlockTimeout:     cfg.BlockTimeout,
+			TentativeTimeout: cfg.TentativeTimeout,
+			InquireInterval:  cfg.InquireInterval,
+			NeedlessTimeout:  cfg.NeedlessTimeout,
+			LearningTime:     cfg.LearningTime,
+			SyncQuiet:        cfg.SyncQuiet,
+			MaxBlocks:        cfg.MaxBlocks,
+		},
+		Logger: d.log,
+		Saved:  d.restore(),
+	}
+	for _, h := range cfg.Hosts {
+		nc.Hosts = append(nc.Hosts, node.Host{Client: lease.KeyOf(h.ClientID, h.MAC), Addr: h.Addr})
+	}
+	if !cfg.NoDHCP {
+		nc.DHCP = &dhcp4.Config{
+			ServerID:  d.serverID,
+			Subnet:    d.subnet(),
+			LeaseTime: cfg.LeaseTime,
+			Probation: cfg.Probation,
+			Options:   d.options(),
+			Reserve:   max(2, cfg.SpareLeases/4),
+			AdmitRate: cfg.AdmitRate,
+		}
+	}
+	if cfg.Overlay {
+		nc.Overlay = &overlay.Config{
+			Interfaces: cfg.MeshInterfaces,
+			// Walks of one origin are ordered by epoch, which must grow
+			// across restarts: the wall clock's seconds do on routers
+			// that have one, and a node without one learns its last
+			// epoch from its neighbours.
+			Epoch: uint32(time.Now().Unix()),
+		}
+	}
+	n, err := node.New(nc, mrand.New(mrand.NewChaCha8(seed)), d.clock.now())
+	if err != nil {
+		return nil, err
+	}
+	return n, nil
 }
 
 // findServerID returns the configured server identifier, or the first
@@ -308,27 +303,75 @@ func (d *Daemon) loop(ctx context.Context) error {
 			if !ok {
 				return errors.New("mesh sockets closed")
 			}
-			d.handleMesh(p)
+			d.node.Step(d.clock.now(), node.MeshDatagram{
+				Src: p.Src, Iface: p.Iface, Port: p.Port, Data: p.Data, Truncated: p.Truncated,
+				Relayed: p.Dst.IsValid() && p.Dst != netio.Group,
+			})
 		case ev := <-d.mesh.Events():
 			if ev.Open {
 				d.log.Info("mesh interface ready", "iface", ev.Iface, "addr", ev.LinkLocal)
-				d.nextSync = d.clock.now() // a late interface: ask again
 			} else {
 				d.log.Warn("mesh interface lost", "iface", ev.Iface, "reason", ev.Reason)
 			}
+			d.node.Step(d.clock.now(), node.LinkChange{Iface: ev.Iface, Up: ev.Open})
 		case p, ok := <-clientPackets:
 			if !ok {
 				return errors.New("client sockets closed")
 			}
-			d.handleClient(p)
+			d.node.Step(d.clock.now(), node.ClientPacket{
+				Iface: p.Iface, SrcIP: p.SrcIP, SrcMAC: p.SrcMAC, Broadcast: p.Broadcast, Payload: p.Payload,
+			})
 		case c := <-d.ctl:
 			c.reply <- d.answer(c.req)
 		case <-hup:
 			d.reload()
 		case <-timer.C:
+			d.node.Tick(d.clock.now())
 		}
-		d.housekeeping()
-		timer.Reset(max(d.next()-d.clock.now(), time.Millisecond))
+		d.carryOut()
+		d.saveState(false)
+		next := d.node.Next()
+		if d.state.dirty {
+			next = min(next, d.state.due())
+		}
+		timer.Reset(max(next-d.clock.now(), time.Millisecond))
+	}
+}
+
+// carryOut does what the node decided: datagrams to the mesh, replies to
+// clients, hook runs, and a state file that is out of date.
+func (d *Daemon) carryOut() {
+	if !d.node.HasReady() {
+		return
+	}
+	rd := d.node.Ready()
+	for _, m := range rd.Mesh {
+		var err error
+		switch {
+		case m.To.IsValid():
+			err = d.mesh.Unicast(m.Port, m.To, m.Data)
+		case m.Iface != "":
+			err = d.mesh.MulticastOn(m.Iface, m.Port, m.Data)
+		default:
+			err = d.mesh.Multicast(m.Port, m.Data)
+		}
+		if err != nil {
+			d.node.SendFailed(m)
+			d.log.Debug("mesh send", "to", m.To, "port", m.Port, "err", err)
+		}
+	}
+	for _, r := range rd.Replies {
+		dst := netio.Dest{Iface: r.Iface, IP: r.Dest.IP, Port: r.Dest.Port, MAC: r.Dest.MAC, Routed: r.Dest.Routed}
+		if err := d.clients.Send(dst, r.ServerID, r.Data); err != nil {
+			d.node.ReplyFailed()
+			d.log.Warn("send DHCP reply", "to", r.Dest.IP, "iface", r.Iface, "err", err)
+		}
+	}
+	for _, args := range rd.Hooks {
+		d.hook.Run(args...)
+	}
+	if rd.StateChanged {
+		d.state.dirty = true
 	}
 }
 
@@ -336,7 +379,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 // time and log level without dropping any state; other changes are logged
 // as needing a restart. A broken file keeps the configuration in force.
 func (d *Daemon) reload() {
-	d.count("reload")
+	d.stats.reload++
 	if d.cfg.UCIFile == "" {
 		d.log.Info("SIGHUP without -uci: nothing to reload")
 		return
@@ -350,140 +393,19 @@ func (d *Daemon) reload() {
 		for _, e := range config.Errors(err) {
 			d.log.Error("reload failed, configuration kept", "err", e)
 		}
-		d.count("reload.failed")
+		d.stats.reloadFailed++
 		return
 	}
 	for _, w := range nc.Warnings {
 		d.log.Warn("configuration", "warning", w)
 	}
 	d.cfg = nc
-	if d.dhcp != nil {
-		d.dhcp.SetOptions(d.options())
-		d.dhcp.SetLeaseTime(nc.LeaseTime)
-	}
+	now := d.clock.now()
+	d.node.Step(now, node.SetOptions{Options: d.options()})
+	d.node.Step(now, node.SetLeaseTime{LeaseTime: nc.LeaseTime})
 	if lv := d.logLevel(); lv != nil {
 		lv.Set(nc.LogLevel)
 	}
 	d.log.Info("configuration reloaded", "file", d.cfg.UCIFile, "lease_time", nc.LeaseTime, "log_level", nc.LogLevel)
 }
 
-// housekeeping runs whatever is due: the claim engine when it asks (or at
-// once when a client got nothing), lease reclamation, and state saving.
-func (d *Daemon) housekeeping() {
-	now := d.clock.now()
-	if d.demand {
-		d.demand = false
-		// As many addresses as clients are waiting, so a burst of new
-		// clients claims enough blocks in one round.
-		d.eng.Demand(now, max(1, len(d.parked.byClient)))
-		d.eng.Tick(now, d.leases)
-	} else if now >= d.eng.Next() {
-		d.eng.Tick(now, d.leases)
-	}
-	d.flush()
-	if at, ok := d.leases.NextExpiry(); ok && at <= now {
-		for _, l := range d.leases.Reclaim(now, reclaimBatch) {
-			d.count("lease.reclaimed")
-			d.log.Debug("lease expired", "addr", l.Addr, "hw", l.HW.String())
-			d.state.dirty = true
-		}
-	}
-	d.parked.expire(now)
-	d.roamTimers(now)
-	d.overlayTick(now)
-	d.sync(now)
-	d.saveState(false)
-}
-
-// next is when housekeeping must run again.
-func (d *Daemon) next() time.Duration {
-	t := d.eng.Next()
-	if at, ok := d.leases.NextExpiry(); ok {
-		t = min(t, at)
-	}
-	if d.state.dirty {
-		t = min(t, d.state.due())
-	}
-	if at, ok := d.nextRoamTimer(); ok {
-		t = min(t, at)
-	}
-	if d.wantSync() {
-		t = min(t, d.nextSync)
-	}
-	if d.ov != nil {
-		t = min(t, d.ov.Next())
-	}
-	return t
-}
-
-func (d *Daemon) count(name string) { d.stats[name]++ }
-
-// runHook runs the -H command with args, without waiting for it.
-func (d *Daemon) runHook(args ...string) { d.hook.Run(args...) }
-
-// hookMAC prints a MAC for the hook as the C ddhcpd does: upper case.
-func hookMAC(hw net.HardwareAddr) string { return strings.ToUpper(hw.String()) }
-
-// flush sends what the engine produced and applies its events.
-func (d *Daemon) flush() {
-	for _, m := range d.eng.Outbox() {
-		b, err := m.Encode()
-		if err != nil {
-			d.log.Error("encode", "err", err)
-			continue
-		}
-		name := "tx.inquire"
-		if m.Command == wire.CmdUpdateClaim {
-			name = "tx.updateclaim"
-		}
-		if err := d.mesh.Multicast(netio.McastPort, b); err != nil {
-			d.count("tx.error")
-			d.log.Debug("multicast", "err", err)
-			continue
-		}
-		d.count(name)
-	}
-	for _, ev := range d.eng.Events() {
-		switch ev.Kind {
-		case claim.EventOwned:
-			d.leases.AddBlock(ev.Block)
-			d.state.dirty = true
-			d.log.Info("block owned", "block", ev.Block, "first", d.pool.Addr(ev.Block, 0))
-			d.runHook("blockowned", fmt.Sprint(ev.Block), d.pool.Addr(ev.Block, 0).String())
-			d.replayParked()
-		case claim.EventLost:
-			d.leases.LoseBlock(ev.Block)
-			d.state.dirty = true
-			d.log.Warn("block lost to a higher node id", "block", ev.Block, "winner", ev.Peer, "from", ev.PeerAddr)
-			d.runHook("blocklost", fmt.Sprint(ev.Block), ev.Peer.String())
-			d.handOver(d.clock.now(), ev.Block, ev.Peer, ev.PeerAddr)
-		case claim.EventDefended:
-			d.log.Info("block defended against a lower node id", "block", ev.Block, "peer", ev.Peer, "from", ev.PeerAddr)
-		case claim.EventReleased:
-			d.leases.DropBlock(ev.Block)
-			d.state.dirty = true
-			d.log.Info("needless block released", "block", ev.Block)
-		case claim.EventLearningEnded:
-			d.log.Info("learning phase ended", "tracked", d.eng.Tracked())
-			d.runHook("endlearning")
-		}
-	}
-}
-
-// blockView lets dhcp4 see block ownership through the claim engine.
-type blockView struct{ d *Daemon }
-
-func (v blockView) Locate(idx uint32) dhcp4.Location {
-	bi := v.d.eng.Block(idx)
-	switch bi.State {
-	case claim.Ours:
-		return dhcp4.Location{Kind: dhcp4.Ours}
-	case claim.Claimed:
-		return dhcp4.Location{Kind: dhcp4.Peer, Node: bi.Owner, NodeAddr: bi.OwnerAddr}
-	}
-	return dhcp4.Location{Kind: dhcp4.Unowned}
-}
-
-func (v blockView) Demand() { v.d.demand = true }
-
-func (v blockView) Want(idx uint32) { v.d.eng.Want(v.d.clock.now(), idx) }

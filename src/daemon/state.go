@@ -8,6 +8,7 @@ import (
 
 	"ddhcpd/src/config"
 	"ddhcpd/src/lease"
+	"ddhcpd/src/node"
 	"ddhcpd/src/statedir"
 )
 
@@ -140,18 +141,18 @@ func (d *Daemon) saveState(final bool) {
 	}
 	st := statedir.State{
 		SavedAt: time.Now(),
-		Node:    d.node.String(),
+		Node:    d.node.ID().String(),
 		Pool:    d.cfg.Pool.Masked().String(),
 		SizeExp: d.cfg.SizeExp,
-		Blocks:  d.eng.Owned(),
+		Blocks:  d.node.Engine().Owned(),
 	}
-	idx, lost := d.leases.Blocks()
+	idx, lost := d.node.Leases().Blocks()
 	for i, b := range idx {
 		if lost[i] {
 			st.Lost = append(st.Lost, b)
 		}
 	}
-	changed, removed, full := d.leases.Changes()
+	changed, removed, full := d.node.Leases().Changes()
 	job := stateJob{st: st, now: now, deltas: []leaseDelta{{changed, removed, full}}, main: writeMain, persist: writePersist}
 	if writeMain {
 		s.dirty, s.last = false, now
@@ -165,7 +166,7 @@ func (d *Daemon) saveState(final bool) {
 		s.write(job, d.stateReport)
 		return
 	}
-	d.count("state.handed_to_writer")
+	d.stats.stateHanded++
 	s.hand(job)
 }
 
@@ -178,10 +179,9 @@ func (d *Daemon) stateReport(path string, err error) {
 }
 
 // restore loads the state file (or the persistent copy when the state
-// directory was wiped by a reboot): leases go back into the table; blocks
-// saved less than a block timeout ago are ours again at once (their claims
-// are still alive elsewhere), older ones are claimed back after learning.
-func (d *Daemon) restore() {
+// directory was wiped by a reboot) for the node to take back; nil when there
+// is none to take.
+func (d *Daemon) restore() *node.Saved {
 	st, err := statedir.LoadState(d.state.path)
 	from := d.state.path
 	if errors.Is(err, statedir.ErrNoState) && d.state.persist != "" {
@@ -189,38 +189,20 @@ func (d *Daemon) restore() {
 		from = d.state.persist
 	}
 	if errors.Is(err, statedir.ErrNoState) {
-		return
+		return nil
 	}
 	if err != nil {
-		d.count("state.damaged")
+		d.stats.stateDamaged++
 		d.log.Warn("state", "err", err)
-		return
+		return nil
 	}
 	if st.Pool != d.cfg.Pool.Masked().String() || st.SizeExp != d.cfg.SizeExp {
 		d.log.Warn("state file is for another pool; not restored", "file", from, "pool", st.Pool, "block_size_exp", st.SizeExp)
-		return
+		return nil
 	}
-	now := d.clock.now()
 	// The wall clock may have stepped since the save (no RTC): never count
 	// time backwards, which would shorten leases.
-	elapsed := max(time.Since(st.SavedAt), 0)
-	ls, bad := statedir.Leases(now, elapsed, st.Leases)
-	restored := 0
-	for _, l := range ls {
-		if d.leases.Insert(l) {
-			restored++
-		} else {
-			bad++
-		}
-	}
-	for _, b := range st.Blocks {
-		if elapsed < d.cfg.BlockTimeout && d.eng.Restore(now, b) {
-			d.leases.AddBlock(b)
-			continue
-		}
-		d.eng.Prefer(b) // claimed back through inquiries once learning ends
-	}
-	d.log.Info("state restored", "file", from, "age", elapsed.Round(time.Second), "leases", restored,
-		"skipped", bad, "blocks", st.Blocks)
-	d.count("state.restored")
+	age := max(time.Since(st.SavedAt), 0)
+	ls, bad := statedir.Leases(d.clock.now(), age, st.Leases)
+	return &node.Saved{From: from, Age: age, Leases: ls, Refused: bad, Blocks: st.Blocks}
 }

@@ -42,12 +42,12 @@ func TestStateFileFollowsTable(t *testing.T) {
 				}
 			})
 			for b := range uint32(4) {
-				d.leases.AddBlock(b)
+				d.node.Leases().AddBlock(b)
 			}
 			r := rand.New(rand.NewPCG(7, 8))
 			for range tt.rounds {
 				for range tt.ops {
-					leaseOp(r, d.leases, d.clock.now())
+					leaseOp(r, d.node.Leases(), d.clock.now())
 				}
 				d.state.dirty = true
 				d.saveState(false)
@@ -55,10 +55,10 @@ func TestStateFileFollowsTable(t *testing.T) {
 					waitWriter(t, &d.state)
 				}
 			}
-			leaseOp(r, d.leases, d.clock.now())
+			leaseOp(r, d.node.Leases(), d.clock.now())
 			d.state.dirty = true
 			d.saveState(true)
-			want := statedir.Records(d.clock.now(), d.leases.Leases())
+			want := statedir.Records(d.clock.now(), d.node.Leases().Leases())
 			files := []string{filepath.Join(dir, StateFile)}
 			if tt.persist {
 				files = append(files, d.cfg.Persist)

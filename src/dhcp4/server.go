@@ -70,14 +70,11 @@ type Location struct {
 	NodeAddr netip.Addr // owner's link-local address for Peer
 }
 
-// Blocks is the view of block ownership the server needs (the claim engine,
-// through the daemon).
+// Blocks is the view of block ownership the server reads (the claim
+// engine, through the node). What the server wants done with blocks comes
+// out in its Decision, never as a call back.
 type Blocks interface {
 	Locate(block uint32) Location
-	// Demand asks for more blocks at once: a client got nothing.
-	Demand()
-	// Want asks to claim a specific block with priority (host reservation).
-	Want(block uint32)
 }
 
 // Request is a received DHCP message with what the socket knows of it.
@@ -150,6 +147,14 @@ type Decision struct {
 	Dest    Dest
 	Forward Forwarding
 	Events  []Event
+
+	// Demand asks for more blocks at once: a client got nothing, or the
+	// last free address of a block went out.
+	Demand bool
+	// Want names a block to claim with priority (a host reservation or
+	// an orphaned client's address); valid when HasWant.
+	Want    uint32
+	HasWant bool
 }
 
 // Drop reasons (also counter names).
@@ -315,12 +320,18 @@ func (s *Server) discover(now time.Duration, r Request, c lease.Client) Decision
 		firstTime = !repeat
 	}
 	var pick netip.Addr
+	var want uint32
+	hasWant := false
 	if a, ok := s.leases.Reservation(c.Key); ok {
 		if s.serves(a) && s.leases.AvailableFor(a, c) {
 			pick = a
 		} else if idx, loc, ok := s.blockOf(a); ok && loc.Kind == Unowned {
-			s.blocks.Want(idx)
+			want, hasWant = idx, true
 		}
+	}
+	wanting := func(d Decision) Decision {
+		d.Want, d.HasWant = want, hasWant
+		return d
 	}
 	if !pick.IsValid() {
 		if l := s.leases.Current(c); l != nil && s.serves(l.Addr) && s.leases.AvailableFor(l.Addr, c) {
@@ -334,22 +345,23 @@ func (s *Server) discover(now time.Duration, r Request, c lease.Client) Decision
 	}
 	if !pick.IsValid() {
 		if firstTime && s.cfg.Reserve > 0 && s.leases.FreeTotal() <= s.cfg.Reserve {
-			s.blocks.Demand()
-			return drop(DropReserve)
+			d := drop(DropReserve)
+			d.Demand = true
+			return wanting(d)
 		}
 		var ok bool
 		if pick, ok = s.leases.Pick(c); !ok {
-			s.blocks.Demand()
-			return drop(DropNothing)
+			d := drop(DropNothing)
+			d.Demand = true
+			return wanting(d)
 		}
 	}
 	l := s.leases.Offer(now, c, pick, xidOf(r.Msg), s.cfg.OfferHold)
-	if s.leases.Free(mustBlock(s.pool, pick)) == 0 {
-		s.blocks.Demand() // keep ahead of the next client
-	}
 	d := s.reply(r, dhcpv4.MessageTypeOffer, pick, s.remaining(now, l))
 	d.Reason = "offer"
-	return d
+	// Keep ahead of the next client.
+	d.Demand = s.leases.Free(mustBlock(s.pool, pick)) == 0
+	return wanting(d)
 }
 
 func mustBlock(p *pool.Pool, a netip.Addr) uint32 {
@@ -415,10 +427,9 @@ func (s *Server) request(now time.Duration, r Request, c lease.Client) Decision 
 		// it vanished. A NAK could take a working address from the
 		// client; instead claim the orphaned block, so the client's next
 		// try is adopted (SPEC §4, issue: orphaned blocks).
-		if loc.Kind == Unowned {
-			s.blocks.Want(idx)
-		}
-		return drop(DropUnowned)
+		d := drop(DropUnowned)
+		d.Want, d.HasWant = idx, loc.Kind == Unowned
+		return d
 	}
 	l := s.leases.At(a)
 	if s.pool.Reserved(a) || !s.leases.AvailableFor(a, c) {

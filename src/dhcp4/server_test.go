@@ -30,8 +30,17 @@ type fakeBlocks struct {
 }
 
 func (f *fakeBlocks) Locate(i uint32) Location { return f.loc[i] }
-func (f *fakeBlocks) Demand()                  { f.demanded++ }
-func (f *fakeBlocks) Want(i uint32)            { f.wanted = append(f.wanted, i) }
+
+// note keeps what a decision asked of the blocks, as the node carries it out.
+func (f *fakeBlocks) note(d Decision) Decision {
+	if d.Demand {
+		f.demanded++
+	}
+	if d.HasWant {
+		f.wanted = append(f.wanted, d.Want)
+	}
+	return d
+}
 
 type env struct {
 	t   *testing.T
@@ -83,7 +92,7 @@ func msg(t *testing.T, mt dhcpv4.MessageType, hw net.HardwareAddr, mods ...dhcpv
 }
 
 func (e *env) handle(m *dhcpv4.DHCPv4, broadcast bool) Decision {
-	return e.s.Handle(e.now, Request{Msg: m, Iface: "client0", SrcMAC: m.ClientHWAddr, Broadcast: broadcast})
+	return e.b.note(e.s.Handle(e.now, Request{Msg: m, Iface: "client0", SrcMAC: m.ClientHWAddr, Broadcast: broadcast}))
 }
 
 func ip(s string) net.IP { return net.ParseIP(s).To4() }
