@@ -408,4 +408,3 @@ func (d *Daemon) reload() {
 	}
 	d.log.Info("configuration reloaded", "file", d.cfg.UCIFile, "lease_time", nc.LeaseTime, "log_level", nc.LogLevel)
 }
-

@@ -37,13 +37,13 @@ type Counters struct {
 	RoamDropUnexpectedAnswer, RoamAck, RoamNak, RoamHandover              uint64
 
 	// Overlay.
-	OverlayRx, OverlayTx                                     [wire.ExtRoute]uint64 // by overlay message type
-	OverlayTxError, OverlayRootChanged, OverlayOwnEcho        uint64
-	OverlayRelayed, OverlayDuplicate                         uint64
-	OverlayRouteTx, OverlayRouteRx, OverlayRouteNoRoute      uint64
-	OverlayRouteTxError                                      uint64
-	DropOverlayMalformed, DropOverlayInterface               uint64
-	DropOverlayTableFull, DropRouteMalformed, DropRouteHops  uint64
+	OverlayRx, OverlayTx                                    [wire.ExtRoute]uint64 // by overlay message type
+	OverlayTxError, OverlayRootChanged, OverlayOwnEcho      uint64
+	OverlayRelayed, OverlayDuplicate                        uint64
+	OverlayRouteTx, OverlayRouteRx, OverlayRouteNoRoute     uint64
+	OverlayRouteTxError                                     uint64
+	DropOverlayMalformed, DropOverlayInterface              uint64
+	DropOverlayTableFull, DropRouteMalformed, DropRouteHops uint64
 }
 
 // counterNames names every scalar counter, in the order "stats" lists them.
