@@ -154,9 +154,6 @@ func New(cfg Config, rng *rand.Rand, now time.Duration) (*Node, error) {
 	if cfg.Saved != nil {
 		n.restore(now, cfg.Saved)
 	}
-	if cc.LearningTime == 0 {
-		n.eng.EndLearning(now)
-	}
 	return n, nil
 }
 

@@ -71,7 +71,7 @@ func (n *Network) Check() error {
 		if !nd.up {
 			continue
 		}
-		for _, b := range nd.engine.Owned() {
+		for _, b := range nd.node.Engine().Owned() {
 			held[b] = append(held[b], i)
 		}
 	}
@@ -100,8 +100,8 @@ func (n *Network) Check() error {
 			if z == x || !nd.up {
 				continue
 			}
-			bi := nd.engine.Block(b)
-			if bi.State == claim.Claimed && bi.Owner == n.nodes[x].id && bi.OwnerAddr == n.nodes[x].addr {
+			bi := nd.node.Engine().Block(b)
+			if bi.State == claim.Claimed && bi.Owner == n.nodes[x].id && bi.OwnerAddr == n.Addr(x) {
 				continue
 			}
 			if !excused(z, b) {
@@ -113,7 +113,7 @@ func (n *Network) Check() error {
 		if !nd.up {
 			continue
 		}
-		for _, bi := range nd.engine.Blocks() {
+		for _, bi := range nd.node.Engine().Blocks() {
 			if bi.State != claim.Claimed {
 				continue
 			}
@@ -127,7 +127,7 @@ func (n *Network) Check() error {
 			case !n.nodes[x].up:
 				v.addf("(b) node %d sees block %d claimed by %s, which is down", y, bi.Index, n.name(x))
 			default:
-				v.addf("(b) node %d sees block %d claimed by %s, which does not own it (%s)", y, bi.Index, n.name(x), n.view(n.nodes[x].engine.Block(bi.Index)))
+				v.addf("(b) node %d sees block %d claimed by %s, which does not own it (%s)", y, bi.Index, n.name(x), n.view(n.nodes[x].node.Engine().Block(bi.Index)))
 			}
 		}
 	}
@@ -144,12 +144,12 @@ func (n *Network) CheckSupply() error {
 		if !nd.up {
 			continue
 		}
-		c := nd.engine.Config()
+		c := nd.node.Engine().Config()
 		if c.SpareLeases == 0 {
 			continue
 		}
-		owned := nd.engine.Owned()
-		if nd.engine.Learning() {
+		owned := nd.node.Engine().Owned()
+		if nd.node.Engine().Learning() {
 			v.addf("(c) %s is still learning", n.name(i))
 			continue
 		}
@@ -168,7 +168,7 @@ func (n *Network) Free(i int) int {
 		return 0
 	}
 	free := 0
-	for _, b := range nd.engine.Owned() {
+	for _, b := range nd.node.Engine().Owned() {
 		if nd.usage != nil {
 			free += nd.usage.Free(b)
 		} else {

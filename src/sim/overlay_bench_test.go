@@ -12,9 +12,9 @@ import (
 // buildTree starts every node of a sparse mesh (average degree 4) at once
 // and runs until all agree on one tree: the cheap test first, then the full
 // CheckConverged. It returns the net and the virtual build time.
-func buildTree(b *testing.B, n int, loss float64, seed uint64) (*OverlayNet, time.Duration, int) {
+func buildTree(b *testing.B, n int, loss float64, seed uint64) (*Network, time.Duration, int) {
 	walks := 0
-	o, err := NewOverlay(OverlayConfig{
+	o, err := newOverlay(overlayConfig{
 		Nodes: n, Links: SparseGraph(newRand(seed), n, 4), Overlay: overlay.Config{T: overlayT},
 		LatencyMin: time.Millisecond, LatencyMax: overlayLatMax, Loss: loss, Seed: seed,
 		Observe: func(_ time.Duration, _ int, ev overlay.Event) {
@@ -33,7 +33,7 @@ func buildTree(b *testing.B, n int, loss float64, seed uint64) (*OverlayNet, tim
 		var root wire.NodeID
 		var epoch uint32
 		for i := range n {
-			t := o.Node(i).Tree()
+			t := o.Tree(i).Tree()
 			if !t.Valid || t.Size != n || t.State != overlay.Idle || i > 0 && (t.Root != root || t.Epoch != epoch) {
 				return false
 			}
@@ -41,7 +41,7 @@ func buildTree(b *testing.B, n int, loss float64, seed uint64) (*OverlayNet, tim
 		}
 		return o.CheckConverged() == nil
 	}
-	if !o.RunUntil(quick, 500*time.Millisecond, 30*time.Minute) {
+	if !o.RunUntilEvery(quick, 500*time.Millisecond, 30*time.Minute) {
 		b.Fatalf("%d nodes: no tree after 30 minutes: %v", n, o.CheckConverged())
 	}
 	return o, o.Now(), walks
@@ -56,16 +56,16 @@ func BenchmarkOverlayBuild(b *testing.B) {
 	for _, n := range []int{10, 50, 100, 200, 500, 1000} {
 		for _, loss := range []float64{0, 0.05} {
 			b.Run(fmt.Sprintf("nodes=%d/loss=%g", n, loss), func(b *testing.B) {
-				var o *OverlayNet
+				var o *Network
 				var d time.Duration
 				var walks int
 				for i := range b.N {
 					o, d, walks = buildTree(b, n, loss, uint64(i+1))
 				}
-				msgs, bytes := o.Traffic().Total()
+				msgs, bytes := o.Traffic().Overlay()
 				depth := 0
 				for i := range n {
-					depth = max(depth, o.Node(i).Tree().Depth)
+					depth = max(depth, o.Tree(i).Tree().Depth)
 				}
 				b.ReportMetric(d.Seconds(), "build-s")
 				b.ReportMetric(float64(walks), "walks")
@@ -97,14 +97,14 @@ func BenchmarkClaimRelay(b *testing.B) {
 	)
 	for _, n := range []int{50, 200, 1000} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
-			var o *OverlayNet
+			var o *Network
 			for i := range b.N {
 				o, _, _ = buildTree(b, n, 0, uint64(i+1))
 			}
 			// The overlay's own traffic over a quiet minute.
-			m0, b0 := o.Traffic().Total()
+			m0, b0 := o.Traffic().Overlay()
 			o.RunFor(time.Minute)
-			m1, b1 := o.Traffic().Total()
+			m1, b1 := o.Traffic().Overlay()
 			helloMsgs, helloBytes := float64(m1-m0)/float64(n), float64(b1-b0)/float64(n)
 
 			// One round of every node's claim, along the tree and flooded.

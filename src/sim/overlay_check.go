@@ -10,7 +10,7 @@ import (
 
 // Components returns the connected components of the live nodes over the
 // links that are up, each sorted, in order of their smallest node index.
-func (o *OverlayNet) Components() [][]int {
+func (o *Network) Components() [][]int {
 	n := len(o.nodes)
 	parent := make([]int, n)
 	for i := range parent {
@@ -51,7 +51,7 @@ func (o *OverlayNet) Components() [][]int {
 }
 
 // adjacent reports whether an up link joins nodes i and j.
-func (o *OverlayNet) adjacent(i, j int) bool {
+func (o *Network) adjacent(i, j int) bool {
 	for _, ifs := range o.ports[i] {
 		for _, k := range ifs {
 			l := o.links[k]
@@ -70,7 +70,7 @@ func (o *OverlayNet) adjacent(i, j int) bool {
 // up links, and lead every node to the root; and routing along Route
 // reaches sampled targets. Anomalies of the run (codec or Step errors,
 // ticks that leave work due) are reported too.
-func (o *OverlayNet) CheckConverged() error {
+func (o *Network) CheckConverged() error {
 	var v violations
 	for _, a := range o.anomalies {
 		v.addf("anomaly %s", a)
@@ -81,7 +81,7 @@ func (o *OverlayNet) CheckConverged() error {
 	return v.err("overlay not converged")
 }
 
-func (o *OverlayNet) checkComponent(comp []int, v *violations) {
+func (o *Network) checkComponent(comp []int, v *violations) {
 	root := comp[0]
 	for _, i := range comp {
 		if o.nodes[i].id.Compare(o.nodes[root].id) < 0 {
@@ -91,7 +91,7 @@ func (o *OverlayNet) checkComponent(comp []int, v *violations) {
 	rootID := o.nodes[root].id
 	info := make(map[int]overlay.TreeInfo, len(comp))
 	for _, i := range comp {
-		info[i] = o.nodes[i].node.Tree()
+		info[i] = o.nodes[i].node.Overlay().Tree()
 	}
 	rt := info[root]
 	if !rt.Valid {
@@ -174,14 +174,14 @@ func (o *OverlayNet) checkComponent(comp []int, v *violations) {
 }
 
 // checkRoute follows Route from node from towards node to, over up links.
-func (o *OverlayNet) checkRoute(from, to, limit int, v *violations) {
+func (o *Network) checkRoute(from, to, limit int, v *violations) {
 	at := from
 	for hops := 0; at != to; hops++ {
 		if hops > limit {
 			v.addf("route n%d -> n%d loops", from, to)
 			return
 		}
-		p, ok := o.nodes[at].node.Route(o.nodes[to].id)
+		p, ok := o.nodes[at].node.Overlay().Route(o.nodes[to].id)
 		if !ok {
 			v.addf("route n%d -> n%d: no next hop at n%d", from, to, at)
 			return
@@ -196,13 +196,13 @@ func (o *OverlayNet) checkRoute(from, to, limit int, v *violations) {
 }
 
 // TreeSummary describes every component's tree, for failure reports.
-func (o *OverlayNet) TreeSummary() string {
+func (o *Network) TreeSummary() string {
 	s := ""
 	for _, comp := range o.Components() {
 		roots := map[string]int{}
 		var keys []string
 		for _, i := range comp {
-			t := o.nodes[i].node.Tree()
+			t := o.nodes[i].node.Overlay().Tree()
 			k := fmt.Sprintf("%v/%d/%v", shortID(t.Root), t.Epoch, t.State)
 			if !t.Valid {
 				k = fmt.Sprintf("none/%v:%v", t.State, shortID(t.WalkOrigin))

@@ -12,29 +12,29 @@ import (
 // shape, since ids are drawn independently of them.
 
 // TreeGraph is a random recursive tree: node i joins a random earlier node.
-func TreeGraph(r *rand.Rand, n int) []OverlayLink {
-	var ls []OverlayLink
+func TreeGraph(r *rand.Rand, n int) []Link {
+	var ls []Link
 	for i := 1; i < n; i++ {
-		ls = append(ls, OverlayLink{A: r.IntN(i), B: i})
+		ls = append(ls, Link{A: r.IntN(i), B: i})
 	}
 	return ls
 }
 
 // SparseGraph is a random tree with random extra links until the average
 // degree is about degree.
-func SparseGraph(r *rand.Rand, n int, degree float64) []OverlayLink {
+func SparseGraph(r *rand.Rand, n int, degree float64) []Link {
 	ls := TreeGraph(r, n)
 	return addEdges(r, n, ls, int(math.Round(degree*float64(n)/2)))
 }
 
 // DenseGraph is a random tree with each other pair linked with probability p.
-func DenseGraph(r *rand.Rand, n int, p float64) []OverlayLink {
+func DenseGraph(r *rand.Rand, n int, p float64) []Link {
 	ls := TreeGraph(r, n)
 	have := edgeSet(ls)
 	for i := range n {
 		for j := i + 1; j < n; j++ {
 			if !have[[2]int{i, j}] && r.Float64() < p {
-				ls = append(ls, OverlayLink{A: i, B: j})
+				ls = append(ls, Link{A: i, B: j})
 			}
 		}
 	}
@@ -44,7 +44,7 @@ func DenseGraph(r *rand.Rand, n int, p float64) []OverlayLink {
 // GeometricGraph places nodes at random in a unit square and links those
 // closer than the radius that gives about degree neighbours each, like
 // radios; components are then joined by their closest pairs.
-func GeometricGraph(r *rand.Rand, n int, degree float64) []OverlayLink {
+func GeometricGraph(r *rand.Rand, n int, degree float64) []Link {
 	type pt struct{ x, y float64 }
 	ps := make([]pt, n)
 	for i := range ps {
@@ -55,11 +55,11 @@ func GeometricGraph(r *rand.Rand, n int, degree float64) []OverlayLink {
 		dx, dy := ps[i].x-ps[j].x, ps[i].y-ps[j].y
 		return dx*dx + dy*dy
 	}
-	var ls []OverlayLink
+	var ls []Link
 	for i := range n {
 		for j := i + 1; j < n; j++ {
 			if dist(i, j) < rad2 {
-				ls = append(ls, OverlayLink{A: i, B: j})
+				ls = append(ls, Link{A: i, B: j})
 			}
 		}
 	}
@@ -82,27 +82,27 @@ func GeometricGraph(r *rand.Rand, n int, degree float64) []OverlayLink {
 				}
 			}
 		}
-		ls = append(ls, OverlayLink{A: bi, B: bj})
+		ls = append(ls, Link{A: bi, B: bj})
 	}
 }
 
 // LineGraph is a path through the nodes in a random order: the deepest tree.
-func LineGraph(r *rand.Rand, n int) []OverlayLink {
+func LineGraph(r *rand.Rand, n int) []Link {
 	p := r.Perm(n)
-	var ls []OverlayLink
+	var ls []Link
 	for i := 1; i < n; i++ {
-		ls = append(ls, OverlayLink{A: p[i-1], B: p[i]})
+		ls = append(ls, Link{A: p[i-1], B: p[i]})
 	}
 	return ls
 }
 
 // RingGraph is a cycle through the nodes in a random order.
-func RingGraph(r *rand.Rand, n int) []OverlayLink {
+func RingGraph(r *rand.Rand, n int) []Link {
 	p := r.Perm(n)
-	var ls []OverlayLink
+	var ls []Link
 	for i := range n {
 		if j := (i + 1) % n; n > 2 || j > i {
-			ls = append(ls, OverlayLink{A: p[i], B: p[j]})
+			ls = append(ls, Link{A: p[i], B: p[j]})
 		}
 	}
 	return ls
@@ -110,16 +110,16 @@ func RingGraph(r *rand.Rand, n int) []OverlayLink {
 
 // GridGraph is a w×h grid (w*h = n rounded up, extra nodes dropped) with
 // nodes placed at random.
-func GridGraph(r *rand.Rand, n int) []OverlayLink {
+func GridGraph(r *rand.Rand, n int) []Link {
 	w := max(1, int(math.Sqrt(float64(n))))
 	p := r.Perm(n)
-	var ls []OverlayLink
+	var ls []Link
 	for k := range n {
 		if k%w != w-1 && k+1 < n {
-			ls = append(ls, OverlayLink{A: p[k], B: p[k+1]})
+			ls = append(ls, Link{A: p[k], B: p[k+1]})
 		}
 		if k+w < n {
-			ls = append(ls, OverlayLink{A: p[k], B: p[k+w]})
+			ls = append(ls, Link{A: p[k], B: p[k+w]})
 		}
 	}
 	return ls
@@ -129,7 +129,7 @@ func GridGraph(r *rand.Rand, n int) []OverlayLink {
 // multi), puts each link end on a random interface of its node, and with
 // probability parallel adds a second link over the other interfaces of two
 // nodes that have two.
-func Interfaces(r *rand.Rand, n int, ls []OverlayLink, multi, parallel float64) []OverlayLink {
+func Interfaces(r *rand.Rand, n int, ls []Link, multi, parallel float64) []Link {
 	nif := make([]int, n)
 	for i := range nif {
 		nif[i] = 1
@@ -137,18 +137,18 @@ func Interfaces(r *rand.Rand, n int, ls []OverlayLink, multi, parallel float64) 
 			nif[i] = 2
 		}
 	}
-	out := make([]OverlayLink, 0, len(ls))
+	out := make([]Link, 0, len(ls))
 	for _, l := range ls {
 		l.IfA, l.IfB = r.IntN(nif[l.A]), r.IntN(nif[l.B])
 		out = append(out, l)
 		if nif[l.A] == 2 && nif[l.B] == 2 && r.Float64() < parallel {
-			out = append(out, OverlayLink{A: l.A, B: l.B, IfA: 1 - l.IfA, IfB: 1 - l.IfB})
+			out = append(out, Link{A: l.A, B: l.B, IfA: 1 - l.IfA, IfB: 1 - l.IfB})
 		}
 	}
 	return out
 }
 
-func addEdges(r *rand.Rand, n int, ls []OverlayLink, want int) []OverlayLink {
+func addEdges(r *rand.Rand, n int, ls []Link, want int) []Link {
 	have := edgeSet(ls)
 	for tries := 0; len(ls) < want && tries < 20*want; tries++ {
 		i, j := r.IntN(n), r.IntN(n)
@@ -158,13 +158,13 @@ func addEdges(r *rand.Rand, n int, ls []OverlayLink, want int) []OverlayLink {
 		i, j = min(i, j), max(i, j)
 		if !have[[2]int{i, j}] {
 			have[[2]int{i, j}] = true
-			ls = append(ls, OverlayLink{A: i, B: j})
+			ls = append(ls, Link{A: i, B: j})
 		}
 	}
 	return ls
 }
 
-func edgeSet(ls []OverlayLink) map[[2]int]bool {
+func edgeSet(ls []Link) map[[2]int]bool {
 	m := make(map[[2]int]bool, len(ls))
 	for _, l := range ls {
 		m[[2]int{min(l.A, l.B), max(l.A, l.B)}] = true
@@ -173,7 +173,7 @@ func edgeSet(ls []OverlayLink) map[[2]int]bool {
 }
 
 // components of an undirected graph, each sorted, by smallest member.
-func components(n int, ls []OverlayLink) [][]int {
+func components(n int, ls []Link) [][]int {
 	adj := make([][]int, n)
 	for _, l := range ls {
 		adj[l.A] = append(adj[l.A], l.B)

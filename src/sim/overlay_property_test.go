@@ -162,7 +162,7 @@ func overlayStats(rs []overlayResult) string {
 type overlayFault struct {
 	at   time.Duration
 	what string
-	do   func(o *OverlayNet)
+	do   func(o *Network)
 }
 
 // overlayScenario is one seeded run.
@@ -170,7 +170,7 @@ type overlayScenario struct {
 	seed   uint64
 	n      int
 	graph  string
-	links  []OverlayLink
+	links  []Link
 	starts []time.Duration // per node; negative: never started
 	faults []overlayFault
 	last   time.Duration
@@ -246,12 +246,12 @@ func newOverlayScenario(seed uint64) *overlayScenario {
 		switch k := r.IntN(10); {
 		case k < 3:
 			x := r.IntN(n)
-			s.add(at, fmt.Sprintf("crash n%d", x), func(o *OverlayNet) { o.Crash(x) })
+			s.add(at, fmt.Sprintf("crash n%d", x), func(o *Network) { o.Crash(x) })
 			if restore {
-				s.add(back, fmt.Sprintf("restart n%d", x), func(o *OverlayNet) { _ = o.Restart(x) })
+				s.add(back, fmt.Sprintf("restart n%d", x), func(o *Network) { _ = o.Restart(x) })
 			}
 		case k < 5:
-			s.add(at, "crash the lowest id alive", func(o *OverlayNet) {
+			s.add(at, "crash the lowest id alive", func(o *Network) {
 				if x := lowestAlive(o); x >= 0 {
 					s.note(o, fmt.Sprintf("it is n%d", x))
 					o.Crash(x)
@@ -260,18 +260,18 @@ func newOverlayScenario(seed uint64) *overlayScenario {
 		case k < 8:
 			set := region(r, n, s.links, 1+r.IntN(max(1, n/2)))
 			var cut []int
-			s.add(at, fmt.Sprintf("partition %d nodes off", len(set)), func(o *OverlayNet) { cut = o.Partition(set) })
+			s.add(at, fmt.Sprintf("partition %d nodes off", len(set)), func(o *Network) { cut = o.Cut(set) })
 			if restore {
-				s.add(back, "heal the partition", func(o *OverlayNet) { o.Heal(cut) })
+				s.add(back, "heal the partition", func(o *Network) { o.Rejoin(cut) })
 			}
 		default:
 			k := r.IntN(len(s.links) + 1)
 			if k == len(s.links) {
 				continue
 			}
-			s.add(at, fmt.Sprintf("link %d down", k), func(o *OverlayNet) { o.SetLink(k, false) })
+			s.add(at, fmt.Sprintf("link %d down", k), func(o *Network) { o.SetLink(k, false) })
 			if restore {
-				s.add(back, fmt.Sprintf("link %d up", k), func(o *OverlayNet) { o.SetLink(k, true) })
+				s.add(back, fmt.Sprintf("link %d up", k), func(o *Network) { o.SetLink(k, true) })
 			}
 		}
 	}
@@ -279,17 +279,17 @@ func newOverlayScenario(seed uint64) *overlayScenario {
 	return s
 }
 
-func (s *overlayScenario) add(at time.Duration, what string, do func(o *OverlayNet)) {
+func (s *overlayScenario) add(at time.Duration, what string, do func(o *Network)) {
 	s.faults = append(s.faults, overlayFault{at, what, do})
 	s.last = max(s.last, at)
 }
 
-func (s *overlayScenario) note(o *OverlayNet, line string) {
+func (s *overlayScenario) note(o *Network, line string) {
 	s.log = append(s.log, fmt.Sprintf("%v: %s", o.Now(), line))
 }
 
 // lowestAlive is the live node with the lowest id, -1 if none.
-func lowestAlive(o *OverlayNet) int {
+func lowestAlive(o *Network) int {
 	best := -1
 	for i := range o.N() {
 		if o.Up(i) && (best < 0 || o.ID(i).Compare(o.ID(best)) < 0) {
@@ -301,7 +301,7 @@ func lowestAlive(o *OverlayNet) int {
 
 // region picks about k nodes connected through the graph, from a random
 // node outwards: one side of a partition.
-func region(r interface{ IntN(int) int }, n int, ls []OverlayLink, k int) []int {
+func region(r interface{ IntN(int) int }, n int, ls []Link, k int) []int {
 	adj := make([][]int, n)
 	for _, l := range ls {
 		adj[l.A] = append(adj[l.A], l.B)
@@ -361,7 +361,7 @@ func (s *overlayScenario) runSafely() (res overlayResult, err error) {
 
 func (s *overlayScenario) run() (overlayResult, error) {
 	res := overlayResult{n: s.n, bound: overlayBound(s.n, s.cfg), faultsOn: len(s.faults) > 0}
-	o, err := NewOverlay(OverlayConfig{
+	o, err := newOverlay(overlayConfig{
 		Nodes: s.n, Links: s.links, Overlay: s.cfg,
 		LatencyMin: time.Millisecond, LatencyMax: overlayLatMax, Loss: 0.05, Dup: 0.02,
 		Seed: s.seed, Trace: s.trace,
@@ -398,7 +398,7 @@ func (s *overlayScenario) run() (overlayResult, error) {
 			// Every rebuild raises the epoch, so an unchanged snapshot
 			// means an unchanged tree.
 			stable := true
-			var quiet OverlayTraffic
+			var quiet Traffic
 			for stable && o.Now()-since < overlayStable {
 				o.RunFor(time.Second)
 				stable = slices.Equal(o.snapshot(), trees)
@@ -426,17 +426,17 @@ func (s *overlayScenario) run() (overlayResult, error) {
 		}
 		o.RunFor(500 * time.Millisecond)
 	}
-	res.msgs, _ = o.Traffic().Total()
+	res.msgs, _ = o.Traffic().Overlay()
 	res.passed = true
 	return res, nil
 }
 
 // snapshot lists every live node's tree (root, epoch, digest).
-func (o *OverlayNet) snapshot() []string {
+func (n *Network) snapshot() []string {
 	var out []string
-	for i := range o.N() {
-		if n := o.Node(i); n != nil {
-			t := n.Tree()
+	for i := range n.N() {
+		if ov := n.Tree(i); ov != nil {
+			t := ov.Tree()
 			out = append(out, fmt.Sprintf("%d:%v/%d/%x", i, t.Root, t.Epoch, t.Digest))
 		}
 	}

@@ -28,7 +28,7 @@ func TestOverlaySeedConditions(t *testing.T) {
 					seed += 500
 				}
 				r := newRand(seed)
-				o, err := NewOverlay(OverlayConfig{
+				o, err := newOverlay(overlayConfig{
 					Nodes: n, Links: TreeGraph(r, n), Overlay: overlay.Config{T: overlayT},
 					LatencyMin: time.Millisecond, LatencyMax: 99 * time.Millisecond, Seed: seed,
 				})
@@ -41,7 +41,7 @@ func TestOverlaySeedConditions(t *testing.T) {
 					}
 				}
 				bound := overlayBound(n, overlay.Config{T: overlayT})
-				if o.RunUntil(func() bool { return o.CheckConverged() == nil }, 250*time.Millisecond, bound) {
+				if o.RunUntilEvery(func() bool { return o.CheckConverged() == nil }, 250*time.Millisecond, bound) {
 					before := o.snapshot()
 					o.RunFor(overlayStable)
 					if o.CheckConverged() == nil && fmt.Sprint(before) == fmt.Sprint(o.snapshot()) {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -11,10 +12,10 @@ import (
 
 // overlayNet makes a lossy overlay run over links (latency 1-100 ms, 5 %
 // loss, 2 % duplication, T = 200 ms) and records every event.
-func overlayNet(t *testing.T, n int, links []OverlayLink, seed uint64) (*OverlayNet, *[]overlayEvent) {
+func overlayNet(t *testing.T, n int, links []Link, seed uint64) (*Network, *[]overlayEvent) {
 	t.Helper()
 	var evs []overlayEvent
-	o, err := NewOverlay(OverlayConfig{
+	o, err := newOverlay(overlayConfig{
 		Nodes: n, Links: links, Overlay: overlay.Config{T: overlayT},
 		LatencyMin: time.Millisecond, LatencyMax: overlayLatMax, Loss: 0.05, Dup: 0.02, Seed: seed,
 		Observe: func(at time.Duration, node int, ev overlay.Event) { evs = append(evs, overlayEvent{at, node, ev}) },
@@ -25,6 +26,29 @@ func overlayNet(t *testing.T, n int, links []OverlayLink, seed uint64) (*Overlay
 	return o, &evs
 }
 
+// overlayConfig is an overlay run: nodes on a routed mesh that claim nothing
+// (no spare leases), so only the tree and SYNC go over the links.
+type overlayConfig struct {
+	Nodes                  int
+	Links                  []Link
+	Overlay                overlay.Config
+	LatencyMin, LatencyMax time.Duration
+	Loss, Dup              float64
+	Seed                   uint64
+	Observe                func(at time.Duration, node int, ev overlay.Event)
+	Trace                  func(line string)
+}
+
+func newOverlay(c overlayConfig) (*Network, error) {
+	oc := c.Overlay
+	return New(Config{
+		Nodes: c.Nodes, Pool: netip.MustParsePrefix("10.0.0.0/16"), SizeExp: 2,
+		Overlay: &oc, Links: c.Links,
+		LatencyMin: c.LatencyMin, LatencyMax: c.LatencyMax, Loss: c.Loss, Dup: c.Dup, Seed: c.Seed,
+		ObserveTree: c.Observe, Trace: c.Trace,
+	})
+}
+
 type overlayEvent struct {
 	at   time.Duration
 	node int
@@ -32,16 +56,16 @@ type overlayEvent struct {
 }
 
 // converge runs until CheckConverged holds, within limit.
-func converge(t *testing.T, o *OverlayNet, limit time.Duration) time.Duration {
+func converge(t *testing.T, o *Network, limit time.Duration) time.Duration {
 	t.Helper()
 	start := o.Now()
-	if !o.RunUntil(func() bool { return o.CheckConverged() == nil }, 250*time.Millisecond, limit) {
+	if !o.RunUntilEvery(func() bool { return o.CheckConverged() == nil }, 250*time.Millisecond, limit) {
 		t.Fatalf("not converged within %v: %v\n%s", limit, o.CheckConverged(), o.TreeSummary())
 	}
 	return o.Now() - start
 }
 
-func rootOf(o *OverlayNet, i int) wire.NodeID { return o.Node(i).Tree().Root }
+func rootOf(o *Network, i int) wire.NodeID { return o.Tree(i).Tree().Root }
 
 // TestOverlayMerge: two partitions each build their own tree, rooted at
 // their lowest id; when the links between them come up, the higher one's
@@ -53,10 +77,10 @@ func TestOverlayMerge(t *testing.T) {
 	b := SparseGraph(r, half, 4)
 	links := slices.Clone(a)
 	for _, l := range b {
-		links = append(links, OverlayLink{A: l.A + half, B: l.B + half})
+		links = append(links, Link{A: l.A + half, B: l.B + half})
 	}
 	bridges := []int{len(links), len(links) + 1}
-	links = append(links, OverlayLink{A: 3, B: half + 7}, OverlayLink{A: 11, B: half + 2})
+	links = append(links, Link{A: 3, B: half + 7}, Link{A: 11, B: half + 2})
 	o, evs := overlayNet(t, 2*half, links, 5)
 	for _, k := range bridges {
 		o.SetLink(k, false)
@@ -74,7 +98,7 @@ func TestOverlayMerge(t *testing.T) {
 		low, highSide = rb, 0
 	}
 	*evs = nil
-	o.Heal(bridges)
+	o.Rejoin(bridges)
 	d := converge(t, o, overlayBound(2*half, overlay.Config{}))
 	for i := range 2 * half {
 		if rootOf(o, i) != low {
@@ -135,7 +159,7 @@ func TestOverlaySplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	converge(t, o, 2*time.Minute)
-	cut := o.Partition(region(newRand(14), n, links, n/3))
+	cut := o.Cut(region(newRand(14), n, links, n/3))
 	if len(cut) == 0 {
 		t.Fatal("nothing cut")
 	}
@@ -148,7 +172,7 @@ func TestOverlaySplit(t *testing.T) {
 // TestOverlayParallelLink: a neighbour reached over two interfaces keeps its
 // place in the tree when one of the two links fails: no rebuild.
 func TestOverlayParallelLink(t *testing.T) {
-	links := []OverlayLink{{A: 0, B: 1}, {A: 0, B: 1, IfA: 1, IfB: 1}, {A: 1, B: 2}, {A: 2, B: 3, IfA: 0, IfB: 1}}
+	links := []Link{{A: 0, B: 1}, {A: 0, B: 1, IfA: 1, IfB: 1}, {A: 1, B: 2}, {A: 2, B: 3, IfA: 0, IfB: 1}}
 	o, evs := overlayNet(t, 4, links, 8)
 	if err := o.StartAll(); err != nil {
 		t.Fatal(err)
@@ -164,16 +188,16 @@ func TestOverlayParallelLink(t *testing.T) {
 	if !slices.Equal(before, o.snapshot()) {
 		t.Fatalf("tree changed when one of two parallel links failed: %v", *evs)
 	}
-	if p, ok := o.Node(0).Neighbour(o.ID(1)); !ok || p.Addr.Zone() != "mesh1" {
+	if p, ok := o.Tree(0).Neighbour(o.ID(1)); !ok || p.Addr.Zone() != "mesh1" {
 		t.Fatalf("peer %v %v: want the link on mesh1", p, ok)
 	}
 }
 
 // TestOverlayDeterministic: one seed, one run.
 func TestOverlayDeterministic(t *testing.T) {
-	run := func() (OverlayTraffic, []string) {
+	run := func() (Traffic, []string) {
 		sc := newOverlayScenario(42)
-		o, err := NewOverlay(OverlayConfig{Nodes: sc.n, Links: sc.links, Overlay: sc.cfg,
+		o, err := newOverlay(overlayConfig{Nodes: sc.n, Links: sc.links, Overlay: sc.cfg,
 			LatencyMin: time.Millisecond, LatencyMax: overlayLatMax, Loss: 0.05, Dup: 0.02, Seed: 42})
 		if err != nil {
 			t.Fatal(err)
@@ -214,7 +238,7 @@ func TestOverlayRelay(t *testing.T) {
 			}
 		}
 		// The multicast covers the writer's own tree edges.
-		if want := n - 1 - len(o.Node(src).TreeNeighbours()); sends != want {
+		if want := n - 1 - len(o.Tree(src).TreeNeighbours()); sends != want {
 			t.Fatalf("message of n%d took %d relays, want %d", src, sends, want)
 		}
 	}
@@ -225,7 +249,7 @@ func TestOverlayRelay(t *testing.T) {
 // that receives a copy asks its Flooder whether to act on it and where to
 // send it (unicast). It returns how often each node acted on it, the
 // unicasts sent and the copies received (the multicast's included).
-func relayOnce(o *OverlayNet, src int, payload []byte, fl []*overlay.Flooder) (got []int, sends, rcvd int) {
+func relayOnce(o *Network, src int, payload []byte, fl []*overlay.Flooder) (got []int, sends, rcvd int) {
 	got = make([]int, o.N())
 	writer := o.ID(src)
 	key := overlay.DedupKey(writer, wire.CmdUpdateClaim, payload)
@@ -248,7 +272,7 @@ func relayOnce(o *OverlayNet, src int, payload []byte, fl []*overlay.Flooder) (g
 		if fl[h.at] == nil {
 			fl[h.at] = overlay.NewFlooder(time.Hour)
 		}
-		handle, to := fl[h.at].Receive(o.Now(), o.Node(h.at), h.from, writer, key)
+		handle, to := fl[h.at].Receive(o.Now(), o.Tree(h.at), h.from, writer, key)
 		if handle {
 			got[h.at]++
 		}

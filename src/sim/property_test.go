@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"ddhcpd/src/claim"
+	"ddhcpd/src/node"
 	"ddhcpd/src/pool"
 )
 
@@ -279,7 +280,7 @@ func newScenario(seed uint64) *scenario {
 		LatencyMax: hi,
 		Seed:       seed,
 	}
-	s.cfg.NodeConfig = func(i int, c *claim.Config) { c.SpareLeases = s.spare[i] }
+	s.cfg.NodeConfig = func(i int, c *node.Config) { c.Claim.SpareLeases = s.spare[i] }
 	if s.kind != sameSeed && r.IntN(3) > 0 {
 		s.cfg.Loss = 0.2 * r.Float64()
 	}

@@ -10,7 +10,7 @@ type eventKind uint8
 
 const (
 	evTick   eventKind = iota + 1 // a node's housekeeping
-	evCast                        // the next copy of a multicast reaches a receiver
+	evCast                        // the next copy of a datagram reaches a receiver
 	evAction                      // a scheduled call, such as a fault
 )
 
@@ -26,26 +26,32 @@ type event struct {
 	fn    func()     // evAction
 }
 
-// multicast is one datagram on its way to every receiver. It stays in the
-// queue as a single event that is due at its earliest pending copy, instead of
-// one event per receiver, so the queue stays as small as the number of
-// datagrams in flight even with a thousand nodes.
+// multicast is one datagram on its way to its receivers (one for a
+// unicast). It stays in the queue as a single event that is due at its
+// earliest pending copy, instead of one event per receiver, so the queue
+// stays as small as the number of datagrams in flight even with a thousand
+// nodes.
 type multicast struct {
-	from int
-	addr netip.Addr
-	data []byte
-	rx   []copyTo // sorted by time, then receiver
-	next int      // first copy not yet delivered
+	from    int
+	port    uint16 // destination port
+	srcPort uint16
+	relayed bool // unicast
+	data    []byte
+	rx      []copyTo // sorted by time, then receiver
+	next    int      // first copy not yet delivered
 }
 
-// copyTo is one copy of a multicast for one receiver. Life is the life of
-// the receiver the copy can reach: the current one if the receiver was up at
-// sending time, else the next. A copy for an earlier life is lost with the
-// crash, even if the node is up again when it arrives.
+// copyTo is one copy of a datagram for one receiver, on one link. Life is
+// the life of the receiver the copy can reach: the current one if the
+// receiver was up at sending time, else the next. A copy for an earlier life
+// is lost with the crash, even if the node is up again when it arrives.
 type copyTo struct {
-	at   time.Duration
-	to   int
-	life int
+	at    time.Duration
+	to    int
+	life  int
+	link  int        // -1 on the one broadcast domain
+	iface int        // receiver's interface
+	src   netip.Addr // sender's address on that link, zone = receiver's interface
 }
 
 // queue is a binary heap of events.

@@ -1,28 +1,34 @@
-// Package sim is a deterministic discrete-event simulator of ddhcpd nodes.
+// Package sim is a deterministic discrete-event simulator of ddhcpd routers.
 //
-// A Network holds N nodes on one broadcast domain, the way batman-adv's bat0
-// makes one link-local multicast reach every node of a mesh. Every node runs
-// a real claim.Engine; what an engine puts in its outbox is encoded with the
-// wire codec, copied to every other node with its own latency, loss and
-// duplication, and decoded again at each receiver, so the codec is exercised
-// on every hop. Faults (partitions, crashes, restarts, lossy links) are
-// applied by methods that act at the current virtual time, or scheduled for
-// later with At.
+// Every simulated router runs the node.Node that the daemon runs: the claim
+// engine, leases, DHCP, the overlay, roaming, handover, fast join and
+// relaying are the shipped code. The simulator plays the daemon's part: it
+// steps each node with datagrams, client packets and link changes, ticks it at
+// its Next time, and carries out its Ready output over virtual links.
+//
+// Two shapes of mesh are built from one link model. Without Links, every node
+// has one interface on one broadcast domain, the way batman-adv's bat0 makes
+// a link-local multicast reach every node. With Links, the mesh is a graph
+// whose links join one interface of each end (a routed mesh, for the
+// overlay): a multicast on an interface reaches only the nodes linked to it,
+// and a unicast only a neighbour on that interface. Every datagram goes
+// through the wire codec at both ends; one larger than the MTU is lost, as
+// the kernel would fragment it and netio would truncate it. Each copy has its
+// own latency, loss and duplication, drawn from the sender's stream of the
+// run's seed. Faults (partitions, crashes, restarts, links down and up,
+// lossy links) are applied by methods that act at the current virtual time,
+// or scheduled for later with At.
 //
 // Nodes are down until started (Start, StartAll, or a Start scheduled with
-// At), which allows staggered and simultaneous starts. A node's engine ticks
-// at its Next time; the simulator keeps exactly one pending tick per running
-// node and moves it after every Step and Tick, since either can make the
-// engine due earlier. Check and CheckSupply state the ownership invariants;
-// Overlaps records every moment two nodes held the same block. Hooks for
-// later layers: SetUsage (a lease table's view), Act (call engine methods
-// such as EndLearning or Want), Observe (engine events), At (any scheduled
-// action) and SetLinks (meshes where a multicast does not reach everyone).
+// At). A node ticks at its Next time; the simulator keeps exactly one pending
+// tick per running node and moves it after every step. Check and CheckSupply
+// state the ownership invariants; Overlaps records every moment two nodes held
+// the same block.
 //
 // Time is virtual: a time.Duration since the start of the run, advanced only
 // by the event queue. All randomness comes from the run's seed: each node has
-// its own generators (for its id, its block picks and its links), derived from
-// the seed and the node's index, so a run is reproduced exactly by its
+// its own generators (for its id, its node and its links), derived from the
+// seed and the node's index, so a run is reproduced exactly by its
 // configuration and seed. Nothing here reads the real clock or the global
 // random source, and no map is iterated where the order could change a run.
 package sim
@@ -40,9 +46,19 @@ import (
 	"time"
 
 	"ddhcpd/src/claim"
+	"ddhcpd/src/node"
+	"ddhcpd/src/overlay"
 	"ddhcpd/src/pool"
 	"ddhcpd/src/wire"
 )
+
+// MTU is the largest UDP payload a simulated link delivers by default: an
+// IPv6 packet of 1280 bytes, the minimum every IPv6 link carries unfragmented,
+// less 40 bytes of IPv6 and 8 of UDP header. batman-adv meshes carry 1280 at
+// least; a larger datagram would be fragmented by the kernel (and lost whole
+// with any fragment) or cut by netio's receive buffer, so the simulation
+// loses it.
+const MTU = 1280 - 40 - 8
 
 // Config describes a run.
 type Config struct {
@@ -51,48 +67,69 @@ type Config struct {
 	SizeExp  uint8        // block size is 2^SizeExp addresses
 	Reserved []pool.Range // besides the pool's network and broadcast addresses
 
-	// Claim is the template of every node's engine configuration; the
-	// simulator sets Node and Swarm. NodeConfig, when set, may change it
-	// per node at every start (for instance to give nodes different
-	// SpareLeases); it sees Node and Swarm already filled in.
+	// Claim is the template of every node's engine configuration.
+	// NodeConfig, when set, may change a node's whole configuration at
+	// every start (DHCP, the overlay, a saved state, SpareLeases); it sees
+	// Node, Pool, Claim and the interfaces already filled in.
 	Claim      claim.Config
-	NodeConfig func(node int, c *claim.Config)
+	NodeConfig func(node int, c *node.Config)
+	// Overlay, when set, runs the spanning-tree overlay on every node with
+	// this template; the simulator sets its Interfaces and Epoch.
+	Overlay *overlay.Config
 
-	// Each copy of a multicast takes a latency drawn uniformly from
+	// Links makes a routed mesh: each link joins an interface of two
+	// nodes. Nil puts every node on one broadcast domain.
+	Links []Link
+
+	// Each copy of a datagram takes a latency drawn uniformly from
 	// [LatencyMin, LatencyMax], independently per receiver, so copies can
 	// overtake each other. Loss is the probability that one copy is lost;
 	// Dup the probability that a receiver gets a second, independently
 	// delayed copy. SetLatency, SetLoss and SetDup change them during a run.
 	LatencyMin, LatencyMax time.Duration
 	Loss, Dup              float64
+	// MaxDatagram is the largest UDP payload delivered; 0 means MTU.
+	MaxDatagram int
 
 	Seed uint64
 
 	// PickGroup, when not nil, holds a group number per node. Nodes of the
-	// same group > 0 draw their block picks from the same random seed, as C
+	// same group > 0 draw their random choices from the same seed, as C
 	// nodes started in the same second share rand()'s seed; their ids still
 	// differ. Group 0 means a seed of the node's own.
 	PickGroup []int
 
-	Zone string // zone of the nodes' link-local addresses; "bat0" if empty
+	Zone string // the broadcast domain's interface name; "bat0" if empty
 
 	// Observe, when set, is called for every engine event, after the
-	// simulator has recorded it.
-	Observe func(at time.Duration, node int, ev claim.Event)
+	// simulator has recorded it; ObserveTree for every overlay event.
+	Observe     func(at time.Duration, node int, ev claim.Event)
+	ObserveTree func(at time.Duration, node int, ev overlay.Event)
+	// OnReady, when set, gets what a node decided besides datagrams
+	// (DHCP replies, hook runs, state changes), right after each step.
+	OnReady func(node int, rd node.Ready)
 	// Trace, when set, receives one line per datagram sent and received,
 	// per engine event and per fault; for debugging a replayed seed.
 	Trace func(line string)
 }
 
+// Link joins interface IfA of node A and interface IfB of node B.
+type Link struct {
+	A, B     int
+	IfA, IfB int
+}
+
 // NodeStats counts the traffic of one node.
 type NodeStats struct {
-	Sent      uint64 // multicast datagrams sent
+	Sent      uint64 // datagrams sent (a multicast counts once)
 	SentBytes uint64 // their UDP payload bytes
-	Received  uint64 // datagrams handed to the engine
+	Received  uint64 // copies handed to the node
 	Lost      uint64 // copies addressed to the node and lost on the link
-	Dropped   uint64 // copies that arrived while the node was down, restarted or cut off by a partition
+	Dropped   uint64 // copies that arrived while the node was down, restarted or cut off
 	Dups      uint64 // extra copies made by duplication
-	Errors    uint64 // datagrams the codec or the engine refused
+	TooBig    uint64 // datagrams the node sent over the MTU: lost
+	NoLink    uint64 // unicasts the node sent to an address no link leads to
+	MaxSent   int    // the largest datagram the node sent
 	Boots     int    // times the node was started
 }
 
@@ -103,7 +140,9 @@ func (s *NodeStats) add(o NodeStats) {
 	s.Lost += o.Lost
 	s.Dropped += o.Dropped
 	s.Dups += o.Dups
-	s.Errors += o.Errors
+	s.TooBig += o.TooBig
+	s.NoLink += o.NoLink
+	s.MaxSent = max(s.MaxSent, o.MaxSent)
 	s.Boots += o.Boots
 }
 
@@ -115,12 +154,30 @@ type Overlap struct {
 	Nodes []int // every node holding the block, the new owner last
 }
 
-type node struct {
+// Traffic counts datagrams by kind, all nodes together.
+type Traffic struct {
+	// Overlay messages by type (port 1236), ROUTE included.
+	Sent, Bytes [wire.ExtRoute + 1]uint64
+	// Claims are INQUIRE and UPDATECLAIM datagrams (port 1234), Renews
+	// the renew family (port 1235), Syncs SYNC; with their bytes.
+	Claims, ClaimBytes, Renews, RenewBytes, Syncs, SyncBytes uint64
+}
+
+// Overlay is the number of overlay datagrams and bytes, ROUTE left out.
+func (t Traffic) Overlay() (msgs, bytes uint64) {
+	for i := range wire.ExtRoute {
+		msgs += t.Sent[i]
+		bytes += t.Bytes[i]
+	}
+	return msgs, bytes
+}
+
+type simNode struct {
 	id     wire.NodeID
-	addr   netip.Addr
+	ifaces []string
 	up     bool
 	life   int // incremented at every start; copies for an earlier life are lost
-	engine *claim.Engine
+	node   *node.Node
 	usage  claim.Usage
 	link   *rand.Rand // latency, loss and duplication of what the node sends
 	tick   *event     // the node's one pending tick, queued while it is up
@@ -134,8 +191,10 @@ type Network struct {
 	cfg    Config
 	pool   *pool.Pool
 	swarm  wire.Swarm
-	nodes  []*node
+	nodes  []*simNode
 	byID   map[wire.NodeID]int
+	links  []link
+	ports  [][][]int // node -> interface -> link indexes
 	q      queue
 	now    time.Duration
 	seq    uint64
@@ -144,12 +203,18 @@ type Network struct {
 	loss   float64
 	dup    float64
 
-	links func(from, to int) bool
+	reach func(from, to int) bool
 
 	owners    map[uint32][]int // who holds each block, as told by the engines' events
 	overlaps  []Overlap
+	traffic   Traffic
 	anomalies []string
 	nAnomaly  int
+}
+
+type link struct {
+	Link
+	up bool
 }
 
 // Purposes of the random streams derived from the seed.
@@ -160,8 +225,8 @@ const (
 	streamGroupPick
 )
 
-// New builds a network whose nodes are all down; start them with Start,
-// StartAll or At.
+// New builds a network whose nodes are all down and whose links are all up;
+// start them with Start, StartAll or At.
 func New(cfg Config) (*Network, error) {
 	if cfg.Nodes < 1 {
 		return nil, fmt.Errorf("sim: %d nodes", cfg.Nodes)
@@ -176,6 +241,9 @@ func New(cfg Config) (*Network, error) {
 	if cfg.Zone == "" {
 		cfg.Zone = "bat0"
 	}
+	if cfg.MaxDatagram <= 0 {
+		cfg.MaxDatagram = MTU
+	}
 	n := &Network{
 		cfg:  cfg,
 		pool: p,
@@ -186,6 +254,7 @@ func New(cfg Config) (*Network, error) {
 		},
 		byID:   make(map[wire.NodeID]int, cfg.Nodes),
 		owners: make(map[uint32][]int),
+		ports:  make([][][]int, cfg.Nodes),
 	}
 	if err := n.SetLatency(cfg.LatencyMin, cfg.LatencyMax); err != nil {
 		return nil, err
@@ -196,14 +265,34 @@ func New(cfg Config) (*Network, error) {
 	if err := n.SetDup(cfg.Dup); err != nil {
 		return nil, err
 	}
+	nifs := make([]int, cfg.Nodes)
+	for _, l := range cfg.Links {
+		if l.A < 0 || l.B < 0 || l.A >= cfg.Nodes || l.B >= cfg.Nodes || l.A == l.B || l.IfA < 0 || l.IfB < 0 {
+			return nil, fmt.Errorf("sim: bad link %+v", l)
+		}
+		nifs[l.A] = max(nifs[l.A], l.IfA+1)
+		nifs[l.B] = max(nifs[l.B], l.IfB+1)
+	}
 	for i := range cfg.Nodes {
-		nd := &node{
+		nd := &simNode{
 			id:   n.newID(i),
-			addr: linkLocal(i+1, cfg.Zone),
 			link: newRand(derive(cfg.Seed, streamLink, uint64(i))),
+		}
+		if cfg.Links == nil {
+			nd.ifaces = []string{cfg.Zone}
+		} else {
+			for k := range max(nifs[i], 1) {
+				nd.ifaces = append(nd.ifaces, fmt.Sprintf("mesh%d", k))
+			}
 		}
 		n.byID[nd.id] = i
 		n.nodes = append(n.nodes, nd)
+		n.ports[i] = make([][]int, len(nd.ifaces))
+	}
+	for k, l := range cfg.Links {
+		n.links = append(n.links, link{Link: l, up: true})
+		n.ports[l.A][l.IfA] = append(n.ports[l.A][l.IfA], k)
+		n.ports[l.B][l.IfB] = append(n.ports[l.B][l.IfB], k)
 	}
 	return n, nil
 }
@@ -222,12 +311,14 @@ func (n *Network) newID(i int) wire.NodeID {
 	}
 }
 
-// linkLocal returns fe80::k with the given zone.
-func linkLocal(k int, zone string) netip.Addr {
+// addrOf is node i's link-local address on its interface k, without zone:
+// fe80::k:0:i+1 (fe80::i+1 on the first).
+func addrOf(i, k int) netip.Addr {
 	var b [16]byte
 	b[0], b[1] = 0xfe, 0x80
-	binary.BigEndian.PutUint64(b[8:], uint64(k))
-	return netip.AddrFrom16(b).WithZone(zone)
+	binary.BigEndian.PutUint32(b[8:], uint32(k))
+	binary.BigEndian.PutUint32(b[12:], uint32(i+1))
+	return netip.AddrFrom16(b)
 }
 
 // derive mixes the seed with the parts naming one random stream, so that
@@ -264,8 +355,8 @@ func (n *Network) Swarm() wire.Swarm { return n.swarm }
 // ID is node i's id; it stays the same across restarts.
 func (n *Network) ID(i int) wire.NodeID { return n.nodes[i].id }
 
-// Addr is node i's link-local address, the source of its datagrams.
-func (n *Network) Addr(i int) netip.Addr { return n.nodes[i].addr }
+// Addr is node i's link-local address on its first interface.
+func (n *Network) Addr(i int) netip.Addr { return addrOf(i, 0).WithZone(n.nodes[i].ifaces[0]) }
 
 // NodeOf returns the index of the node with the given id.
 func (n *Network) NodeOf(id wire.NodeID) (int, bool) {
@@ -276,13 +367,29 @@ func (n *Network) NodeOf(id wire.NodeID) (int, bool) {
 // Up reports whether node i is running.
 func (n *Network) Up(i int) bool { return n.nodes[i].up }
 
-// Engine is node i's running engine, or nil while it is down. Call its
-// methods that change state through Act, so that what it sends goes out.
+// Node is node i's running node, or nil while it is down. Change it only
+// through Act or Client, so that what it decides is carried out.
+func (n *Network) Node(i int) *node.Node {
+	if !n.nodes[i].up {
+		return nil
+	}
+	return n.nodes[i].node
+}
+
+// Engine is node i's running claim engine, or nil while it is down.
 func (n *Network) Engine(i int) *claim.Engine {
 	if !n.nodes[i].up {
 		return nil
 	}
-	return n.nodes[i].engine
+	return n.nodes[i].node.Engine()
+}
+
+// Tree is node i's running overlay, or nil while it is down or without one.
+func (n *Network) Tree(i int) *overlay.Node {
+	if !n.nodes[i].up {
+		return nil
+	}
+	return n.nodes[i].node.Overlay()
 }
 
 // Stats returns node i's counters.
@@ -296,6 +403,9 @@ func (n *Network) Total() NodeStats {
 	}
 	return s
 }
+
+// Traffic returns the datagram counters by kind.
+func (n *Network) Traffic() Traffic { return n.traffic }
 
 // Overlaps lists every moment at which a block became ours on a node while
 // another node held it already.
@@ -313,11 +423,28 @@ func (n *Network) InFlight() int {
 }
 
 // SetUsage gives node i the view of its lease table that its engine gets at
-// every tick (nil: no address is in use). It survives restarts.
+// every tick (nil: no address is in use), for nodes without DHCP. It
+// survives restarts.
 func (n *Network) SetUsage(i int, u claim.Usage) { n.nodes[i].usage = u }
 
 // Usage returns what SetUsage set for node i.
 func (n *Network) Usage(i int) claim.Usage { return n.nodes[i].usage }
+
+// usageOf is what a node without DHCP shows its engine: the usage SetUsage
+// set at the time of each tick; without one, every usable address is free.
+type usageOf struct {
+	nd   *simNode
+	pool *pool.Pool
+}
+
+func (u usageOf) Free(b uint32) int {
+	if u.nd.usage == nil {
+		return u.pool.Usable(b)
+	}
+	return u.nd.usage.Free(b)
+}
+
+func (u usageOf) Active(b uint32) bool { return u.nd.usage != nil && u.nd.usage.Active(b) }
 
 // SetLatency sets the latency range of copies sent from now on.
 func (n *Network) SetLatency(lo, hi time.Duration) error {
@@ -348,39 +475,51 @@ func (n *Network) SetDup(p float64) error {
 	return nil
 }
 
-// Loss and Dup return the current link probabilities.
+// Loss returns the current loss probability.
 func (n *Network) Loss() float64 { return n.loss }
 
 // Dup returns the current duplication probability.
 func (n *Network) Dup() float64 { return n.dup }
 
-// Start boots node i now with a fresh engine and the node's permanent id,
-// as the daemon does after a reboot that lost its blocks. Learning follows
-// the node's claim configuration.
+// Start boots node i now with a fresh node and the node's permanent id, as
+// the daemon does after a reboot, and tells it its interfaces are up.
 func (n *Network) Start(i int) error {
 	nd := n.nodes[i]
 	if nd.up {
 		return fmt.Errorf("sim: node %d is already up", i)
 	}
-	c := n.cfg.Claim
-	c.Node, c.Swarm = nd.id, n.swarm
-	if n.cfg.NodeConfig != nil {
-		n.cfg.NodeConfig(i, &c)
+	nc := node.Config{Node: nd.id, Pool: n.pool, Claim: n.cfg.Claim, Usage: usageOf{nd, n.pool}}
+	if n.cfg.Overlay != nil {
+		oc := *n.cfg.Overlay
+		oc.Interfaces = nd.ifaces
+		// Epochs grow across restarts, as the daemon's wall-clock ones.
+		oc.Epoch = uint32(n.now/time.Millisecond) + 1
+		nc.Overlay = &oc
 	}
-	e, err := claim.New(c, n.pool, n.pickRand(i), n.now)
+	if n.cfg.NodeConfig != nil {
+		n.cfg.NodeConfig(i, &nc)
+	}
+	if nc.DHCP != nil {
+		nc.Usage = nil // the lease table is the usage
+	}
+	nn, err := node.New(nc, n.pickRand(i), n.now)
 	if err != nil {
 		return fmt.Errorf("sim: node %d: %w", i, err)
 	}
-	nd.engine, nd.up = e, true
+	nd.node, nd.up = nn, true
 	nd.life++
 	nd.stats.Boots++
 	nd.tick = &event{kind: evTick, node: i, index: -1}
-	n.push(nd.tick, max(e.Next(), n.now))
+	n.push(nd.tick, n.now)
 	n.tracef("n%d start id %v", i, nd.id)
+	for _, ifc := range nd.ifaces {
+		nn.Step(n.now, node.LinkChange{Iface: ifc, Up: true})
+	}
+	n.settle(i, false)
 	return nil
 }
 
-// pickRand is the random source of node i's engine for its coming life.
+// pickRand is the random source of node i for its coming life.
 func (n *Network) pickRand(i int) *rand.Rand {
 	life := uint64(n.nodes[i].life)
 	if n.cfg.PickGroup != nil && n.cfg.PickGroup[i] > 0 {
@@ -408,14 +547,14 @@ func (n *Network) Crash(i int) {
 	if !nd.up {
 		return
 	}
-	for _, b := range nd.engine.Owned() {
+	for _, b := range nd.node.Engine().Owned() {
 		n.owners[b] = deleteNode(n.owners[b], i)
 		if len(n.owners[b]) == 0 {
 			delete(n.owners, b)
 		}
 	}
 	n.unqueue(nd.tick)
-	nd.up, nd.engine, nd.tick = false, nil, nil
+	nd.up, nd.node, nd.tick = false, nil, nil
 	n.tracef("n%d crash", i)
 }
 
@@ -445,16 +584,15 @@ func (n *Network) Heal() {
 	n.Partition()
 }
 
-// SetLinks restricts who hears whom beyond partitions: a copy from one node
-// reaches another only if links(from, to) holds when it is sent and when it
-// arrives. Nil, the default, is one broadcast domain. It lets a test build
-// meshes where a multicast does not reach every node (for an overlay); Check
-// assumes every node hears every other.
-func (n *Network) SetLinks(links func(from, to int) bool) { n.links = links }
+// SetReach restricts who hears whom beyond partitions and links: a copy
+// from one node reaches another only if reach(from, to) holds when it is sent
+// and when it arrives. Nil, the default, restricts nothing. Check assumes
+// every node hears every other.
+func (n *Network) SetReach(reach func(from, to int) bool) { n.reach = reach }
 
 // reaches reports whether a copy from node i can reach node j now.
 func (n *Network) reaches(i, j int) bool {
-	return n.nodes[i].group == n.nodes[j].group && (n.links == nil || n.links(i, j))
+	return n.nodes[i].group == n.nodes[j].group && (n.reach == nil || n.reach(i, j))
 }
 
 // Group returns node i's partition group; 0 for every node when healed.
@@ -470,21 +608,77 @@ func (n *Network) Connected() bool {
 	return true
 }
 
+// Links returns the links of a routed mesh.
+func (n *Network) Links() []Link { return slices.Clone(n.cfg.Links) }
+
+// LinkUp reports whether link k is up.
+func (n *Network) LinkUp(k int) bool { return n.links[k].up }
+
+// SetLink brings link k down or up. A link that goes down also loses the
+// copies on their way over it.
+func (n *Network) SetLink(k int, up bool) {
+	if n.links[k].up == up {
+		return
+	}
+	n.links[k].up = up
+	state := "down"
+	if up {
+		state = "up"
+	}
+	n.tracef("link %d n%d-n%d %s", k, n.links[k].A, n.links[k].B, state)
+}
+
+// Cut takes down every link between a node of set and a node outside it,
+// and returns their indexes (for Rejoin).
+func (n *Network) Cut(set []int) []int {
+	in := make([]bool, len(n.nodes))
+	for _, i := range set {
+		in[i] = true
+	}
+	var cut []int
+	for k, l := range n.links {
+		if l.up && in[l.A] != in[l.B] {
+			n.SetLink(k, false)
+			cut = append(cut, k)
+		}
+	}
+	return cut
+}
+
+// Rejoin brings the given links up again.
+func (n *Network) Rejoin(links []int) {
+	for _, k := range links {
+		n.SetLink(k, true)
+	}
+}
+
 // At schedules fn to run at time t, or now if t has passed, after
 // everything already scheduled for that instant.
 func (n *Network) At(t time.Duration, fn func()) {
 	n.push(&event{kind: evAction, fn: fn, index: -1}, max(t, n.now))
 }
 
-// Act calls fn with node i's engine at the current time, then sends what the
-// engine queued and reschedules its tick: the way to call engine methods
-// such as EndLearning or Want. It reports false if the node is down.
+// Act calls fn with node i's claim engine at the current time, then carries
+// out what the node decided: the way to call engine methods such as
+// EndLearning or Want. It reports false if the node is down.
 func (n *Network) Act(i int, fn func(e *claim.Engine, now time.Duration)) bool {
 	nd := n.nodes[i]
 	if !nd.up {
 		return false
 	}
-	fn(nd.engine, n.now)
+	nd.node.Act(n.now, func(e *claim.Engine) { fn(e, n.now) })
+	n.settle(i, false)
+	return true
+}
+
+// Client steps node i with a packet from one of its DHCP clients and
+// carries out what it decided. It reports false if the node is down.
+func (n *Network) Client(i int, p node.ClientPacket) bool {
+	nd := n.nodes[i]
+	if !nd.up {
+		return false
+	}
+	nd.node.Step(n.now, p)
 	n.settle(i, false)
 	return true
 }
@@ -516,6 +710,22 @@ func (n *Network) RunUntil(cond func() bool, limit time.Duration) bool {
 	return cond()
 }
 
+// RunUntilEvery runs in slices of poll until cond holds, for at most limit,
+// for conditions that cost as much as the whole network: cond is checked
+// between slices only.
+func (n *Network) RunUntilEvery(cond func() bool, poll, limit time.Duration) bool {
+	end := n.now + limit
+	for {
+		if cond() {
+			return true
+		}
+		if n.now >= end {
+			return false
+		}
+		n.RunFor(min(poll, end-n.now))
+	}
+}
+
 // step runs the earliest event.
 func (n *Network) step() {
 	e := n.q[0]
@@ -523,7 +733,7 @@ func (n *Network) step() {
 	switch e.kind {
 	case evTick:
 		nd := n.nodes[e.node]
-		nd.engine.Tick(n.now, nd.usage)
+		nd.node.Tick(n.now)
 		n.settle(e.node, true)
 	case evCast:
 		mc := e.cast
@@ -542,20 +752,37 @@ func (n *Network) step() {
 	}
 }
 
-// settle sends what node i's engine queued, records its events and moves its
-// tick to the engine's Next, which a Step may have made earlier.
+// settle carries out what node i decided and moves its tick to the node's
+// Next, which a step may have made earlier.
 func (n *Network) settle(i int, ticked bool) {
 	nd := n.nodes[i]
-	for _, m := range nd.engine.Outbox() {
-		n.send(i, &m)
+	if nd.node.HasReady() {
+		rd := nd.node.Ready()
+		for _, d := range rd.Mesh {
+			n.send(i, d)
+		}
+		for _, ev := range rd.Claims {
+			n.record(i, ev)
+		}
+		for _, ev := range rd.Tree {
+			if n.cfg.Trace != nil {
+				n.tracef("n%d %v root %v old %v epoch %d size %d", i, ev.Kind, ev.Root, ev.OldRoot, ev.Epoch, ev.Size)
+			}
+			if n.cfg.ObserveTree != nil {
+				n.cfg.ObserveTree(n.now, i, ev)
+			}
+		}
+		if n.cfg.OnReady != nil {
+			n.cfg.OnReady(i, rd)
+		}
+		if !nd.up || nd.node == nil {
+			return // OnReady crashed it
+		}
 	}
-	for _, ev := range nd.engine.Events() {
-		n.record(i, ev)
-	}
-	next := nd.engine.Next()
+	next := nd.node.Next()
 	if next <= n.now {
 		if ticked {
-			// Tick must leave nothing due; otherwise the engine would spin
+			// Tick must leave nothing due; otherwise the node would spin
 			// at one instant forever. Report it and go on a little later.
 			n.anomaly("node %d: Next() = %v right after Tick(%v)", i, next, n.now)
 			next = n.now + time.Millisecond
@@ -566,47 +793,46 @@ func (n *Network) settle(i int, ticked bool) {
 	n.move(nd.tick, next)
 }
 
-func (n *Network) send(i int, m *wire.Message) {
+// send puts a datagram of node i on its links.
+func (n *Network) send(i int, d node.Datagram) {
 	from := n.nodes[i]
-	data, err := m.Encode()
-	if err != nil {
-		n.anomaly("node %d: cannot encode its message: %v", i, err)
+	from.stats.Sent++
+	from.stats.SentBytes += uint64(len(d.Data))
+	from.stats.MaxSent = max(from.stats.MaxSent, len(d.Data))
+	n.count(d)
+	if n.cfg.Trace != nil {
+		n.tracef("n%d send %s", i, describe(d.Port, d.To, d.Data))
+	}
+	if len(d.Data) > n.cfg.MaxDatagram {
+		from.stats.TooBig++
 		return
 	}
-	from.stats.Sent++
-	from.stats.SentBytes += uint64(len(data))
-	if n.cfg.Trace != nil {
-		n.tracef("n%d send %s", i, describe(m))
-	}
-	mc := &multicast{from: i, addr: from.addr, data: data, rx: make([]copyTo, 0, len(n.nodes)-1)}
-	for j, to := range n.nodes {
-		// Multicast loop is off: a node does not hear itself. Nodes on
-		// the other side of a partition get no copy. A node that is down
-		// gets the copy if it has started by the time the copy arrives
-		// (its next life); one that is up, only if it is still in the
-		// same life then.
-		if j == i || !n.reaches(i, j) {
-			continue
+	mc := &multicast{from: i, port: d.Port, srcPort: d.Port, data: d.Data}
+	switch {
+	case d.To.IsValid():
+		mc.port, mc.relayed = d.To.Port(), true
+		if !n.unicast(i, d.To.Addr(), mc) {
+			from.stats.NoLink++
+			return
 		}
-		life := to.life
-		if !to.up {
-			life++
+	case n.cfg.Links == nil:
+		mc.rx = make([]copyTo, 0, len(n.nodes)-1)
+		for j := range n.nodes {
+			if j != i {
+				n.copies(i, j, -1, 0, addrOf(i, 0).WithZone(n.nodes[j].ifaces[0]), mc)
+			}
 		}
-		copies := 1
-		if n.dup > 0 && from.link.Float64() < n.dup {
-			copies = 2
-			to.stats.Dups++
-		}
-		for range copies {
-			if n.loss > 0 && from.link.Float64() < n.loss {
-				to.stats.Lost++
+	default:
+		for k, ifc := range from.ifaces {
+			if d.Iface != "" && d.Iface != ifc {
 				continue
 			}
-			lat := n.latMin
-			if n.latMax > n.latMin {
-				lat += time.Duration(from.link.Int64N(int64(n.latMax-n.latMin) + 1))
+			for _, li := range n.ports[i][k] {
+				if l := n.links[li]; l.up {
+					j, kj := l.other(i, k)
+					n.copies(i, j, li, kj, addrOf(i, k).WithZone(n.nodes[j].ifaces[kj]), mc)
+				}
 			}
-			mc.rx = append(mc.rx, copyTo{at: n.now + lat, to: j, life: life})
 		}
 	}
 	if len(mc.rx) == 0 {
@@ -618,27 +844,116 @@ func (n *Network) send(i int, m *wire.Message) {
 	n.push(&event{kind: evCast, cast: mc, index: -1}, mc.rx[0].at)
 }
 
-func (n *Network) deliver(mc *multicast, c copyTo) {
-	to := n.nodes[c.to]
-	if !to.up || to.life != c.life || !n.reaches(mc.from, c.to) {
-		to.stats.Dropped++
+// other is the far end of a link seen from interface k of node i.
+func (l link) other(i, k int) (j, kj int) {
+	if l.A == i && l.IfA == k {
+		return l.B, l.IfB
+	}
+	return l.A, l.IfA
+}
+
+// unicast finds the node at dst, through the sender's interface named by
+// dst's zone, and queues its copies.
+func (n *Network) unicast(i int, dst netip.Addr, mc *multicast) bool {
+	from := n.nodes[i]
+	k := slices.Index(from.ifaces, dst.Zone())
+	if k < 0 {
+		return false
+	}
+	bare := dst.WithZone("")
+	if n.cfg.Links == nil {
+		j := int(binary.BigEndian.Uint32(bare.AsSlice()[12:])) - 1
+		if j < 0 || j >= len(n.nodes) || j == i || addrOf(j, 0) != bare {
+			return false
+		}
+		n.copies(i, j, -1, 0, addrOf(i, 0).WithZone(n.nodes[j].ifaces[0]), mc)
+		return true
+	}
+	for _, li := range n.ports[i][k] {
+		l := n.links[li]
+		if j, kj := l.other(i, k); l.up && addrOf(j, kj) == bare {
+			n.copies(i, j, li, kj, addrOf(i, k).WithZone(n.nodes[j].ifaces[kj]), mc)
+			return true
+		}
+	}
+	return false
+}
+
+// copies adds the copies of mc that node j gets over link li, on its
+// interface kj: none when it is cut off, two when duplicated, none of those
+// lost.
+func (n *Network) copies(i, j, li, kj int, src netip.Addr, mc *multicast) {
+	from, to := n.nodes[i], n.nodes[j]
+	// A node that is down gets the copy if it has started by the time the
+	// copy arrives (its next life); one that is up, only if it is still
+	// in the same life then.
+	if !n.reaches(i, j) {
 		return
 	}
-	m, err := wire.Decode(mc.data)
-	if err != nil {
-		to.stats.Errors++
-		n.anomaly("node %d: cannot decode a datagram of node %d: %v", c.to, mc.from, err)
+	life := to.life
+	if !to.up {
+		life++
+	}
+	k := 1
+	if n.dup > 0 && from.link.Float64() < n.dup {
+		k = 2
+		to.stats.Dups++
+	}
+	for range k {
+		if n.loss > 0 && from.link.Float64() < n.loss {
+			to.stats.Lost++
+			continue
+		}
+		lat := n.latMin
+		if n.latMax > n.latMin {
+			lat += time.Duration(from.link.Int64N(int64(n.latMax-n.latMin) + 1))
+		}
+		mc.rx = append(mc.rx, copyTo{at: n.now + lat, to: j, life: life, link: li, iface: kj, src: src})
+	}
+}
+
+func (n *Network) deliver(mc *multicast, c copyTo) {
+	to := n.nodes[c.to]
+	if !to.up || to.life != c.life || !n.reaches(mc.from, c.to) || (c.link >= 0 && !n.links[c.link].up) {
+		to.stats.Dropped++
 		return
 	}
 	to.stats.Received++
 	if n.cfg.Trace != nil {
-		n.tracef("n%d recv n%d %s", c.to, mc.from, describe(&m))
+		n.tracef("n%d recv n%d %s", c.to, mc.from, describe(mc.port, netip.AddrPort{}, mc.data))
 	}
-	if err := to.engine.Step(n.now, mc.addr, &m); err != nil {
-		to.stats.Errors++
-		n.anomaly("node %d: Step refused %s from node %d: %v", c.to, describe(&m), mc.from, err)
-	}
+	to.node.Step(n.now, node.MeshDatagram{
+		Src:     netip.AddrPortFrom(c.src, mc.srcPort),
+		Iface:   to.ifaces[c.iface],
+		Port:    mc.port,
+		Relayed: mc.relayed,
+		Data:    mc.data,
+	})
 	n.settle(c.to, false)
+}
+
+// count adds a datagram to the traffic by kind.
+func (n *Network) count(d node.Datagram) {
+	t := &n.traffic
+	size := uint64(len(d.Data))
+	port := d.Port
+	if d.To.IsValid() {
+		port = d.To.Port()
+	}
+	switch {
+	case port == node.PortClaim:
+		t.Claims++
+		t.ClaimBytes += size
+	case port == node.PortRenew:
+		t.Renews++
+		t.RenewBytes += size
+	case len(d.Data) > 1 && d.Data[1] == wire.ExtSync:
+		t.Syncs++
+		t.SyncBytes += size
+	case len(d.Data) > 1 && int(d.Data[1]) < len(t.Sent):
+		t.Sent[d.Data[1]]++
+		t.Bytes[d.Data[1]] += size
+	}
 }
 
 // record keeps the index of owners up to date from the engines' events, so
@@ -707,9 +1022,34 @@ func (n *Network) tracef(format string, args ...any) {
 	}
 }
 
-// describe is a short human form of a message for traces and errors.
-func describe(m *wire.Message) string {
+// describe is a short human form of a datagram for traces and errors.
+func describe(port uint16, to netip.AddrPort, data []byte) string {
 	var b strings.Builder
+	if to.IsValid() {
+		fmt.Fprintf(&b, "to %v ", to)
+		port = to.Port()
+	}
+	if port == node.PortExt {
+		e, err := wire.DecodeExt(data)
+		switch {
+		case err != nil:
+			fmt.Fprintf(&b, "bad extension: %v", err)
+		case e.Type == wire.ExtSync:
+			b.WriteString("SYNC")
+		case wire.IsOverlay(e.Type):
+			if m, err := wire.ParseOverlay(e); err == nil {
+				b.WriteString(describeOverlay(&m))
+			}
+		default:
+			b.WriteString(wire.OverlayTypeName(e.Type))
+		}
+		return b.String()
+	}
+	m, err := wire.Decode(data)
+	if err != nil {
+		fmt.Fprintf(&b, "bad message: %v", err)
+		return b.String()
+	}
 	switch m.Command {
 	case wire.CmdUpdateClaim:
 		b.WriteString("UPDATECLAIM")
@@ -726,3 +1066,12 @@ func describe(m *wire.Message) string {
 	}
 	return b.String()
 }
+
+// describeOverlay is a short human form of an overlay message.
+func describeOverlay(m *wire.Overlay) string {
+	return fmt.Sprintf("%s %v/%d #%d", wire.OverlayTypeName(m.Type), shortID(m.Origin), m.Epoch, m.Seq)
+}
+
+// shortID is the last two bytes of an id, enough to tell nodes apart in a
+// trace.
+func shortID(id wire.NodeID) string { return fmt.Sprintf("%02x%02x", id[6], id[7]) }

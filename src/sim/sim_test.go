@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ddhcpd/src/claim"
+	"ddhcpd/src/node"
 	"ddhcpd/src/wire"
 )
 
@@ -524,7 +525,7 @@ func TestInquiryWindow(t *testing.T) {
 					cfg.Pool, cfg.SizeExp = netip.MustParsePrefix("10.0.0.0/30"), 0 // blocks 1 and 2
 					cfg.Claim = c
 					cfg.LatencyMin, cfg.LatencyMax = time.Millisecond, maxLatency
-					cfg.NodeConfig = func(i int, c *claim.Config) { c.SpareLeases = 1 + i } // node 1 wants both
+					cfg.NodeConfig = func(i int, c *node.Config) { c.Claim.SpareLeases = 1 + i } // node 1 wants both
 					n := mustNew(t, cfg)
 					if err := n.Start(first); err != nil {
 						t.Fatal(err)
@@ -548,7 +549,7 @@ func TestLinks(t *testing.T) {
 	cfg := testConfig(3, 6)
 	cfg.Claim.LearningTime = 0
 	n := mustNew(t, cfg)
-	n.SetLinks(func(from, to int) bool { return from-to == 1 || to-from == 1 })
+	n.SetReach(func(from, to int) bool { return from-to == 1 || to-from == 1 })
 	mustStartAll(t, n)
 	n.RunFor(10 * time.Second)
 	own := func(i int) uint32 { return n.Engine(i).Owned()[0] }
