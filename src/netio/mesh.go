@@ -128,8 +128,6 @@ type Stats struct {
 type Mesh struct {
 	log     *slog.Logger
 	ports   []uint16
-	recheck time.Duration
-	poll    bool // cfg.pollOnly
 	packets chan Packet
 	events  chan IfaceEvent
 
@@ -159,11 +157,9 @@ func OpenMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 		return nil, err
 	}
 	m := &Mesh{
-		log:     cfg.Logger,
-		ports:   slices.Clone(cfg.Ports),
-		recheck: cfg.Recheck,
-		poll:    cfg.pollOnly,
-		done:    make(chan struct{}),
+		log:   cfg.Logger,
+		ports: slices.Clone(cfg.Ports),
+		done:  make(chan struct{}),
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -171,8 +167,9 @@ func OpenMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 	if len(m.ports) == 0 {
 		m.ports = []uint16{McastPort, UnicastPort, ExtPort}
 	}
-	if m.recheck <= 0 {
-		m.recheck = DefaultRecheck
+	recheck := cfg.Recheck
+	if recheck <= 0 {
+		recheck = DefaultRecheck
 	}
 	qlen := cfg.QueueLen
 	if qlen <= 0 {
@@ -181,17 +178,12 @@ func OpenMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 	m.packets = make(chan Packet, qlen)
 	m.events = make(chan IfaceEvent, 4*len(cfg.Interfaces)+16)
 	for _, name := range cfg.Interfaces {
-		m.ifaces = append(m.ifaces, &iface{name: name})
+		m.ifaces = append(m.ifaces, &iface{linkIface: linkIface{name: name}})
 	}
 	m.own.Store(&map[string][]netip.Addr{})
 
 	ctx, m.cancel = context.WithCancel(ctx)
-	w := m.newWatcher()
-	// Subscribe before the first check, so that no change between the two
-	// goes unnoticed.
-	w.subscribe()
-	m.reconcile()
-	go m.run(ctx, w)
+	m.newWatcher(recheck, cfg.pollOnly).start(ctx, m.shutdown)
 	return m, nil
 }
 

@@ -1,0 +1,321 @@
+package netio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// A linkWatcher keeps the sockets of a fixed set of interfaces in line with
+// the interfaces' state: it opens them when an interface becomes usable and
+// closes them when it becomes unusable, is re-created or otherwise no longer
+// fits them. It checks the interfaces on every netlink link or address
+// notification that concerns them and periodically, since notifications can
+// be lost (the subscription breaks on a burst) or unavailable.
+//
+// The mesh and the client side each use one; a linkUser holds what differs
+// between them: what makes an interface usable and which sockets are opened
+// on it. The watcher keeps the rest, and logs state changes only, so that an
+// interface that stays unusable does not fill the log.
+type linkWatcher[I watchedIface] struct {
+	kind    string // "mesh" or "client", the start of log messages
+	log     *slog.Logger
+	recheck time.Duration // interval of the periodic check
+	poll    bool          // no netlink notifications: the periodic check only
+	mu      *sync.Mutex   // the user's, under which shared state is written
+	ifaces  []I
+	user    linkUser[I]
+
+	// The netlink subscriptions. A nil channel means "not subscribed"; the
+	// periodic check then tries again.
+	links     chan netlink.LinkUpdate
+	linksDone chan struct{}
+	addrs     chan netlink.AddrUpdate
+	addrsDone chan struct{}
+	failed    bool // last subscription attempt failed, to log once
+}
+
+// watchedIface is a user's state of one interface, which embeds the part the
+// watcher keeps.
+type watchedIface interface {
+	link() *linkIface
+}
+
+// linkIface is the part of an interface's state that a linkWatcher keeps.
+// Only the watcher goroutine (and the user's Open function before it starts
+// the watcher) writes it; writes of fields that other goroutines read happen
+// under the user's mutex.
+type linkIface struct {
+	name string
+
+	// Result of the last probe, recorded by linkUser.probeIface.
+	index int    // 0 if the interface does not exist
+	up    bool   // IFF_UP and IFF_RUNNING (carrier)
+	why   string // why the interface is not usable; empty if it is
+
+	// Whether the user's sockets are open, and on which interface index.
+	// Only the watcher reads open; other goroutines go by the user's own
+	// record of the sockets. openIndex is set before the sockets are
+	// opened, so that it is right whenever that record holds them, and it
+	// is kept after they are closed.
+	open      bool
+	openIndex int
+	openErr   error // last error opening them; stale while they are open
+
+	notReady string // last reason logged for not being usable, to log changes only
+}
+
+// linkUser is what differs between the users of a linkWatcher. The watcher
+// calls it from one goroutine only.
+type linkUser[I watchedIface] interface {
+	// probeIface looks the interface up and records its state in ifc
+	// under the mutex: index, up and why of the linkIface, and whatever
+	// else the user needs to open sockets on it.
+	probeIface(ifc I)
+	// staleReason returns why the open sockets of ifc no longer fit the
+	// state it was last probed in, or "" if they still do. The watcher
+	// itself checks that the interface is still usable and has the same
+	// index.
+	staleReason(ifc I) string
+	// openIface opens the sockets of ifc on its interface index
+	// openIndex, which its last probe found usable, and records them
+	// under the mutex.
+	openIface(ifc I) error
+	// closeIface closes the open sockets of ifc and removes them from the
+	// record under the mutex, for reason.
+	closeIface(ifc I, reason string)
+	// checked is called after every check of all interfaces.
+	checked()
+}
+
+// start checks the interfaces once, so that the sockets of the interfaces
+// that are usable already are open when it returns, and keeps checking them
+// in a goroutine until ctx is done. Then it calls stopped.
+func (w *linkWatcher[I]) start(ctx context.Context, stopped func()) {
+	// Subscribe before the first check, so that no change between the two
+	// goes unnoticed.
+	w.subscribe()
+	w.check()
+	go func() {
+		w.run(ctx)
+		stopped()
+	}()
+}
+
+// subscribe (re)subscribes to link and address changes where not subscribed.
+func (w *linkWatcher[I]) subscribe() {
+	if w.poll {
+		return
+	}
+	var errs []error
+	if w.links == nil {
+		ch, done := make(chan netlink.LinkUpdate, 64), make(chan struct{})
+		err := netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{
+			ErrorCallback: w.subscriptionError,
+		})
+		if err != nil {
+			close(done)
+			errs = append(errs, fmt.Errorf("netio: subscribe to link changes: %w", err))
+		} else {
+			w.links, w.linksDone = ch, done
+		}
+	}
+	if w.addrs == nil {
+		ch, done := make(chan netlink.AddrUpdate, 64), make(chan struct{})
+		err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
+			ErrorCallback: w.subscriptionError,
+		})
+		if err != nil {
+			close(done)
+			errs = append(errs, fmt.Errorf("netio: subscribe to address changes: %w", err))
+		} else {
+			w.addrs, w.addrsDone = ch, done
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		if !w.failed {
+			w.log.Warn(w.kind+": netlink subscription failed; checking interfaces periodically only",
+				"err", err, "interval", w.recheck)
+		}
+		w.failed = true
+	} else {
+		w.failed = false
+	}
+}
+
+// subscriptionError is called by the netlink library's goroutines. A receive
+// error ends the subscription (its channel is closed), which run notices.
+func (w *linkWatcher[I]) subscriptionError(err error) {
+	w.log.Debug(w.kind+": netlink subscription", "err", err)
+}
+
+// stop ends the subscriptions. The library's goroutines block sending on
+// their channels, so those are drained until the library closes them.
+func (w *linkWatcher[I]) stop() {
+	if w.links != nil {
+		close(w.linksDone)
+		for range w.links {
+		}
+		w.links = nil
+	}
+	if w.addrs != nil {
+		close(w.addrsDone)
+		for range w.addrs {
+		}
+		w.addrs = nil
+	}
+}
+
+// run is the watcher goroutine: it checks the interfaces on every relevant
+// netlink notification and periodically until ctx is done.
+func (w *linkWatcher[I]) run(ctx context.Context) {
+	defer w.stop()
+	tick := time.NewTicker(w.recheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case u, ok := <-w.links:
+			if !ok {
+				// The subscription broke (e.g. ENOBUFS after a burst):
+				// changes may have been missed.
+				close(w.linksDone)
+				w.links = nil
+				w.subscribe()
+				w.check()
+			} else if w.relevantLink(u) {
+				w.check()
+			}
+		case u, ok := <-w.addrs:
+			if !ok {
+				close(w.addrsDone)
+				w.addrs = nil
+				w.subscribe()
+				w.check()
+			} else if w.relevantIndex(u.LinkIndex) {
+				w.check()
+			}
+		case <-tick.C:
+			w.subscribe()
+			w.check()
+		}
+	}
+}
+
+func (w *linkWatcher[I]) relevantLink(u netlink.LinkUpdate) bool {
+	if u.Link == nil || u.Attrs() == nil {
+		return true
+	}
+	a := u.Attrs()
+	for _, ifc := range w.ifaces {
+		if ifc.link().name == a.Name {
+			return true
+		}
+	}
+	return w.relevantIndex(a.Index)
+}
+
+func (w *linkWatcher[I]) relevantIndex(index int) bool {
+	for _, ifc := range w.ifaces {
+		l := ifc.link()
+		if index == l.index || (l.open && index == l.openIndex) {
+			return true
+		}
+	}
+	return false
+}
+
+// check brings the sockets of every interface in line with its state.
+func (w *linkWatcher[I]) check() {
+	for _, ifc := range w.ifaces {
+		w.checkIface(ifc)
+	}
+	w.user.checked()
+}
+
+func (w *linkWatcher[I]) checkIface(ifc I) {
+	w.user.probeIface(ifc)
+	l := ifc.link()
+
+	if l.open {
+		var reason string
+		switch {
+		case l.index == 0:
+			reason = l.why
+		case l.index != l.openIndex:
+			reason = fmt.Sprintf("interface re-created (index %d, was %d)", l.index, l.openIndex)
+		case l.why != "":
+			reason = l.why
+		default:
+			if reason = w.user.staleReason(ifc); reason == "" {
+				return // open and unchanged
+			}
+		}
+		w.user.closeIface(ifc, reason)
+		l.open = false
+		w.log.Info(w.kind+" interface closed", "iface", l.name, "reason", reason)
+		if reason == l.why {
+			l.notReady = l.why // logged just now
+		}
+	}
+
+	if l.why != "" {
+		if l.why != l.notReady {
+			w.log.Info(w.kind+" interface not usable, waiting", "iface", l.name, "reason", l.why)
+			l.notReady = l.why
+		}
+		return
+	}
+	w.mu.Lock()
+	l.openIndex = l.index
+	w.mu.Unlock()
+	err := w.user.openIface(ifc)
+	if err != nil {
+		if l.openErr == nil || l.openErr.Error() != err.Error() {
+			w.log.Warn(w.kind+" interface: cannot open sockets, will retry", "iface", l.name, "err", err)
+		}
+		w.mu.Lock()
+		l.openErr = err
+		w.mu.Unlock()
+		return
+	}
+	w.mu.Lock()
+	l.openErr = nil
+	w.mu.Unlock()
+	l.open = true
+	l.notReady = ""
+}
+
+// lookupLink looks up an interface by name. If it does not exist or the
+// lookup fails, it returns nil and why.
+func lookupLink(name string) (netlink.Link, string) {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, "interface does not exist"
+		}
+		return nil, fmt.Sprintf("look up interface: %v", err)
+	}
+	return link, ""
+}
+
+// linkDown returns why a link is not up, or "" if it is.
+func linkDown(a *netlink.LinkAttrs) string {
+	switch {
+	case a.RawFlags&unix.IFF_UP == 0:
+		return "link is down"
+	case a.RawFlags&unix.IFF_RUNNING == 0:
+		// IFF_RUNNING is the operational state: carrier on, or unknown
+		// for virtual devices like bat0 that do not report one.
+		return "no carrier"
+	}
+	return ""
+}
