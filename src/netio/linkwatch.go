@@ -20,17 +20,17 @@ import (
 // be lost (the subscription breaks on a burst) or unavailable.
 //
 // The mesh and the client side each use one; a linkUser holds what differs
-// between them: what makes an interface usable and which sockets are opened
-// on it. The watcher keeps the rest, and logs state changes only, so that an
-// interface that stays unusable does not fill the log.
-type linkWatcher[I watchedIface] struct {
+// between them: what makes an interface usable and which sockets, of type S,
+// are opened on it. The watcher keeps the rest, and logs state changes only,
+// so that an interface that stays unusable does not fill the log.
+type linkWatcher[S linkSocks, I watchedIface[S]] struct {
 	kind    string // "mesh" or "client", the start of log messages
 	log     *slog.Logger
-	recheck time.Duration // interval of the periodic check
+	recheck time.Duration // interval of the periodic check; 0 for DefaultRecheck
 	poll    bool          // no netlink notifications: the periodic check only
 	mu      *sync.Mutex   // the user's, under which shared state is written
 	ifaces  []I
-	user    linkUser[I]
+	user    linkUser[S, I]
 
 	// The netlink subscriptions. A nil channel means "not subscribed"; the
 	// periodic check then tries again.
@@ -41,17 +41,22 @@ type linkWatcher[I watchedIface] struct {
 	failed    bool // last subscription attempt failed, to log once
 }
 
+// linkSocks are the sockets a user of a linkWatcher opens on one interface.
+type linkSocks interface {
+	close()
+}
+
 // watchedIface is a user's state of one interface, which embeds the part the
 // watcher keeps.
-type watchedIface interface {
-	link() *linkIface
+type watchedIface[S linkSocks] interface {
+	link() *linkIface[S]
 }
 
 // linkIface is the part of an interface's state that a linkWatcher keeps.
 // Only the watcher goroutine (and the user's Open function before it starts
 // the watcher) writes it; writes of fields that other goroutines read happen
 // under the user's mutex.
-type linkIface struct {
+type linkIface[S linkSocks] struct {
 	name string
 
 	// Result of the last probe, recorded by linkUser.probeIface.
@@ -59,21 +64,26 @@ type linkIface struct {
 	up    bool   // IFF_UP and IFF_RUNNING (carrier)
 	why   string // why the interface is not usable; empty if it is
 
-	// Whether the user's sockets are open, and on which interface index.
-	// Only the watcher reads open; other goroutines go by the user's own
-	// record of the sockets. openIndex is set before the sockets are
-	// opened, so that it is right whenever that record holds them, and it
-	// is kept after they are closed.
-	open      bool
-	openIndex int
-	openErr   error // last error opening them; stale while they are open
+	open      bool  // the user's sockets are open
+	socks     S     // the sockets while open; the zero value while closed
+	openIndex int   // interface index they are (were last) bound to
+	openErr   error // last error opening them
 
 	notReady string // last reason logged for not being usable, to log changes only
 }
 
+// takeSocks removes the sockets from the record and returns them, for the
+// caller to close. The caller holds the mutex.
+func (l *linkIface[S]) takeSocks() S {
+	socks := l.socks
+	var none S
+	l.open, l.socks = false, none
+	return socks
+}
+
 // linkUser is what differs between the users of a linkWatcher. The watcher
 // calls it from one goroutine only.
-type linkUser[I watchedIface] interface {
+type linkUser[S linkSocks, I watchedIface[S]] interface {
 	// probeIface looks the interface up and records its state in ifc
 	// under the mutex: index, up and why of the linkIface, and whatever
 	// else the user needs to open sockets on it.
@@ -83,13 +93,13 @@ type linkUser[I watchedIface] interface {
 	// itself checks that the interface is still usable and has the same
 	// index.
 	staleReason(ifc I) string
-	// openIface opens the sockets of ifc on its interface index
-	// openIndex, which its last probe found usable, and records them
-	// under the mutex.
-	openIface(ifc I) error
-	// closeIface closes the open sockets of ifc and removes them from the
-	// record under the mutex, for reason.
-	closeIface(ifc I, reason string)
+	// openIface opens the sockets of ifc, which its last probe found
+	// usable.
+	openIface(ifc I) (S, error)
+	// ifaceOpened is called once the sockets of ifc are open and on record.
+	ifaceOpened(ifc I)
+	// ifaceClosed is called once the sockets of ifc are closed, for reason.
+	ifaceClosed(ifc I, reason string)
 	// checked is called after every check of all interfaces.
 	checked()
 }
@@ -97,7 +107,10 @@ type linkUser[I watchedIface] interface {
 // start checks the interfaces once, so that the sockets of the interfaces
 // that are usable already are open when it returns, and keeps checking them
 // in a goroutine until ctx is done. Then it calls stopped.
-func (w *linkWatcher[I]) start(ctx context.Context, stopped func()) {
+func (w *linkWatcher[S, I]) start(ctx context.Context, stopped func()) {
+	if w.recheck <= 0 {
+		w.recheck = DefaultRecheck
+	}
 	// Subscribe before the first check, so that no change between the two
 	// goes unnoticed.
 	w.subscribe()
@@ -108,8 +121,26 @@ func (w *linkWatcher[I]) start(ctx context.Context, stopped func()) {
 	}()
 }
 
+// closeAll closes the sockets of every interface, without logging: the
+// user is going away. It calls closing under the mutex first, so that the
+// user can mark itself closed in the same step.
+func (w *linkWatcher[S, I]) closeAll(closing func()) {
+	var socks []S
+	w.mu.Lock()
+	closing()
+	for _, ifc := range w.ifaces {
+		if l := ifc.link(); l.open {
+			socks = append(socks, l.takeSocks())
+		}
+	}
+	w.mu.Unlock()
+	for _, s := range socks {
+		s.close()
+	}
+}
+
 // subscribe (re)subscribes to link and address changes where not subscribed.
-func (w *linkWatcher[I]) subscribe() {
+func (w *linkWatcher[S, I]) subscribe() {
 	if w.poll {
 		return
 	}
@@ -151,13 +182,13 @@ func (w *linkWatcher[I]) subscribe() {
 
 // subscriptionError is called by the netlink library's goroutines. A receive
 // error ends the subscription (its channel is closed), which run notices.
-func (w *linkWatcher[I]) subscriptionError(err error) {
+func (w *linkWatcher[S, I]) subscriptionError(err error) {
 	w.log.Debug(w.kind+": netlink subscription", "err", err)
 }
 
 // stop ends the subscriptions. The library's goroutines block sending on
 // their channels, so those are drained until the library closes them.
-func (w *linkWatcher[I]) stop() {
+func (w *linkWatcher[S, I]) stop() {
 	if w.links != nil {
 		close(w.linksDone)
 		for range w.links {
@@ -174,7 +205,7 @@ func (w *linkWatcher[I]) stop() {
 
 // run is the watcher goroutine: it checks the interfaces on every relevant
 // netlink notification and periodically until ctx is done.
-func (w *linkWatcher[I]) run(ctx context.Context) {
+func (w *linkWatcher[S, I]) run(ctx context.Context) {
 	defer w.stop()
 	tick := time.NewTicker(w.recheck)
 	defer tick.Stop()
@@ -209,7 +240,7 @@ func (w *linkWatcher[I]) run(ctx context.Context) {
 	}
 }
 
-func (w *linkWatcher[I]) relevantLink(u netlink.LinkUpdate) bool {
+func (w *linkWatcher[S, I]) relevantLink(u netlink.LinkUpdate) bool {
 	if u.Link == nil || u.Attrs() == nil {
 		return true
 	}
@@ -222,7 +253,7 @@ func (w *linkWatcher[I]) relevantLink(u netlink.LinkUpdate) bool {
 	return w.relevantIndex(a.Index)
 }
 
-func (w *linkWatcher[I]) relevantIndex(index int) bool {
+func (w *linkWatcher[S, I]) relevantIndex(index int) bool {
 	for _, ifc := range w.ifaces {
 		l := ifc.link()
 		if index == l.index || (l.open && index == l.openIndex) {
@@ -233,14 +264,14 @@ func (w *linkWatcher[I]) relevantIndex(index int) bool {
 }
 
 // check brings the sockets of every interface in line with its state.
-func (w *linkWatcher[I]) check() {
+func (w *linkWatcher[S, I]) check() {
 	for _, ifc := range w.ifaces {
 		w.checkIface(ifc)
 	}
 	w.user.checked()
 }
 
-func (w *linkWatcher[I]) checkIface(ifc I) {
+func (w *linkWatcher[S, I]) checkIface(ifc I) {
 	w.user.probeIface(ifc)
 	l := ifc.link()
 
@@ -258,9 +289,12 @@ func (w *linkWatcher[I]) checkIface(ifc I) {
 				return // open and unchanged
 			}
 		}
-		w.user.closeIface(ifc, reason)
-		l.open = false
+		w.mu.Lock()
+		socks := l.takeSocks()
+		w.mu.Unlock()
+		socks.close()
 		w.log.Info(w.kind+" interface closed", "iface", l.name, "reason", reason)
+		w.user.ifaceClosed(ifc, reason)
 		if reason == l.why {
 			l.notReady = l.why // logged just now
 		}
@@ -273,10 +307,7 @@ func (w *linkWatcher[I]) checkIface(ifc I) {
 		}
 		return
 	}
-	w.mu.Lock()
-	l.openIndex = l.index
-	w.mu.Unlock()
-	err := w.user.openIface(ifc)
+	socks, err := w.user.openIface(ifc)
 	if err != nil {
 		if l.openErr == nil || l.openErr.Error() != err.Error() {
 			w.log.Warn(w.kind+" interface: cannot open sockets, will retry", "iface", l.name, "err", err)
@@ -287,10 +318,10 @@ func (w *linkWatcher[I]) checkIface(ifc I) {
 		return
 	}
 	w.mu.Lock()
-	l.openErr = nil
+	l.open, l.socks, l.openIndex, l.openErr = true, socks, l.index, nil
 	w.mu.Unlock()
-	l.open = true
 	l.notReady = ""
+	w.user.ifaceOpened(ifc)
 }
 
 // lookupLink looks up an interface by name. If it does not exist or the

@@ -167,10 +167,6 @@ func OpenMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 	if len(m.ports) == 0 {
 		m.ports = []uint16{McastPort, UnicastPort, ExtPort}
 	}
-	recheck := cfg.Recheck
-	if recheck <= 0 {
-		recheck = DefaultRecheck
-	}
 	qlen := cfg.QueueLen
 	if qlen <= 0 {
 		qlen = DefaultQueueLen
@@ -178,12 +174,21 @@ func OpenMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 	m.packets = make(chan Packet, qlen)
 	m.events = make(chan IfaceEvent, 4*len(cfg.Interfaces)+16)
 	for _, name := range cfg.Interfaces {
-		m.ifaces = append(m.ifaces, &iface{linkIface: linkIface{name: name}})
+		m.ifaces = append(m.ifaces, &iface{linkIface: linkIface[meshSocks]{name: name}})
 	}
 	m.own.Store(&map[string][]netip.Addr{})
 
 	ctx, m.cancel = context.WithCancel(ctx)
-	m.newWatcher(recheck, cfg.pollOnly).start(ctx, m.shutdown)
+	w := &linkWatcher[meshSocks, *iface]{
+		kind:    "mesh",
+		log:     m.log,
+		recheck: cfg.Recheck,
+		poll:    cfg.pollOnly,
+		mu:      &m.mu,
+		ifaces:  m.ifaces,
+		user:    m,
+	}
+	w.start(ctx, func() { m.shutdown(w) })
 	return m, nil
 }
 
@@ -247,7 +252,7 @@ func (m *Mesh) Interfaces() []IfaceStatus {
 			Index:     ifc.index,
 			Up:        ifc.up,
 			LinkLocal: ifc.probedLL,
-			Open:      ifc.socks != nil,
+			Open:      ifc.open,
 		}
 		if !s.Open {
 			s.Err = ifc.openErr
@@ -375,7 +380,7 @@ func (m *Mesh) zoneIface(zone string) string {
 		}
 	}
 	for _, ifc := range m.ifaces {
-		if ifc.socks != nil && fmt.Sprint(ifc.openIndex) == zone {
+		if ifc.open && fmt.Sprint(ifc.openIndex) == zone {
 			return ifc.name
 		}
 	}

@@ -3,7 +3,6 @@ package netio
 import (
 	"fmt"
 	"net/netip"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -13,47 +12,29 @@ import (
 // OpenMesh before it starts the watcher) writes it; writes of fields that
 // other goroutines read happen under Mesh.mu.
 type iface struct {
-	linkIface
+	linkIface[meshSocks]
 
 	// Result of the last probe.
 	probedLL netip.Addr
 	allLL    []netip.Addr // every usable link-local address
 
-	// Open sockets, by local port; nil while closed.
-	socks  map[uint16]*meshSock
-	openLL netip.Addr // link-local address when they were opened
+	openLL netip.Addr // link-local address when the sockets were opened
 }
 
-func (ifc *iface) link() *linkIface { return &ifc.linkIface }
+func (ifc *iface) link() *linkIface[meshSocks] { return &ifc.linkIface }
 
-// newWatcher returns the watcher of the mesh interfaces.
-func (m *Mesh) newWatcher(recheck time.Duration, poll bool) *linkWatcher[*iface] {
-	return &linkWatcher[*iface]{
-		kind:    "mesh",
-		log:     m.log,
-		recheck: recheck,
-		poll:    poll,
-		mu:      &m.mu,
-		ifaces:  m.ifaces,
-		user:    m,
+// meshSocks are the sockets of one mesh interface, by local port.
+type meshSocks map[uint16]*meshSock
+
+func (socks meshSocks) close() {
+	for _, s := range socks {
+		s.close()
 	}
 }
 
 // shutdown closes everything once the watcher has stopped.
-func (m *Mesh) shutdown() {
-	m.mu.Lock()
-	m.closed = true
-	var socks []*meshSock
-	for _, ifc := range m.ifaces {
-		for _, s := range ifc.socks {
-			socks = append(socks, s)
-		}
-		ifc.socks = nil
-	}
-	m.mu.Unlock()
-	for _, s := range socks {
-		s.close()
-	}
+func (m *Mesh) shutdown(w *linkWatcher[meshSocks, *iface]) {
+	w.closeAll(func() { m.closed = true })
 	m.readers.Wait()
 	close(m.packets)
 	close(m.events)
@@ -89,40 +70,31 @@ func (m *Mesh) staleReason(ifc *iface) string {
 	return ""
 }
 
-// openIface opens the sockets of a mesh interface and starts their readers.
-func (m *Mesh) openIface(ifc *iface) error {
-	socks, err := m.openSocks(ifc.name, ifc.openIndex)
-	if err != nil {
-		return err
-	}
-	m.mu.Lock()
-	ifc.socks, ifc.openLL = socks, ifc.probedLL
-	m.mu.Unlock()
+// openIface opens one socket per configured port on a mesh interface.
+func (m *Mesh) openIface(ifc *iface) (meshSocks, error) {
+	return m.openSocks(ifc.name, ifc.index)
+}
+
+// ifaceOpened starts the readers of a mesh interface's new sockets.
+func (m *Mesh) ifaceOpened(ifc *iface) {
+	ifc.openLL = ifc.probedLL
 	m.opens.Add(1)
-	for _, s := range socks {
+	for _, s := range ifc.socks {
 		m.readers.Add(1)
 		go m.read(s)
 	}
 	m.log.Info("mesh interface open", "iface", ifc.name, "index", ifc.openIndex, "addr", ifc.openLL, "ports", m.ports)
 	m.event(IfaceEvent{Iface: ifc.name, Open: true, Index: ifc.openIndex, LinkLocal: ifc.openLL})
-	return nil
 }
 
-// closeIface closes the sockets of a mesh interface.
-func (m *Mesh) closeIface(ifc *iface, reason string) {
-	m.mu.Lock()
-	socks := ifc.socks
-	ifc.socks = nil
-	m.mu.Unlock()
-	for _, s := range socks {
-		s.close()
-	}
+// ifaceClosed reports that the sockets of a mesh interface were closed.
+func (m *Mesh) ifaceClosed(ifc *iface, reason string) {
 	m.event(IfaceEvent{Iface: ifc.name, Open: false, Index: ifc.openIndex, LinkLocal: ifc.openLL, Reason: reason})
 }
 
 // openSocks opens one socket per configured port on an interface, or none.
-func (m *Mesh) openSocks(ifname string, index int) (map[uint16]*meshSock, error) {
-	socks := make(map[uint16]*meshSock, len(m.ports))
+func (m *Mesh) openSocks(ifname string, index int) (meshSocks, error) {
+	socks := make(meshSocks, len(m.ports))
 	for _, port := range m.ports {
 		s, err := openSock(ifname, index, port, port != UnicastPort)
 		if err != nil {
