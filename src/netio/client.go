@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,18 +180,7 @@ func OpenClients(ctx context.Context, cfg ClientConfig) (*Clients, error) {
 }
 
 func (cfg *ClientConfig) validate() error {
-	if len(cfg.Interfaces) == 0 {
-		return errors.New("netio: no client interfaces configured")
-	}
-	for i, name := range cfg.Interfaces {
-		if name == "" || len(name) > 15 || strings.ContainsAny(name, "/ \t\n:%") || name == "." || name == ".." {
-			return fmt.Errorf("netio: invalid client interface name %q", name)
-		}
-		if slices.Contains(cfg.Interfaces[:i], name) {
-			return fmt.Errorf("netio: client interface %s listed twice", name)
-		}
-	}
-	return nil
+	return checkIfaceNames("client", cfg.Interfaces)
 }
 
 // Packets returns the channel of DHCP datagrams received on all client

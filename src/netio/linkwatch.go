@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,6 +104,23 @@ type linkUser[S linkSocks, I watchedIface[S]] interface {
 	ifaceClosed(ifc I, reason string)
 	// checked is called after every check of all interfaces.
 	checked()
+}
+
+// checkIfaceNames checks the configured names of the interfaces a
+// linkWatcher is to watch, of the given kind.
+func checkIfaceNames(kind string, names []string) error {
+	if len(names) == 0 {
+		return fmt.Errorf("netio: no %s interfaces configured", kind)
+	}
+	for i, name := range names {
+		if name == "" || len(name) > 15 || strings.ContainsAny(name, "/ \t\n:%") || name == "." || name == ".." {
+			return fmt.Errorf("netio: invalid %s interface name %q", kind, name)
+		}
+		if slices.Contains(names[:i], name) {
+			return fmt.Errorf("netio: %s interface %s listed twice", kind, name)
+		}
+	}
+	return nil
 }
 
 // start checks the interfaces once, so that the sockets of the interfaces

@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -193,16 +192,8 @@ func OpenMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 }
 
 func (c *MeshConfig) validate() error {
-	if len(c.Interfaces) == 0 {
-		return errors.New("netio: no mesh interfaces configured")
-	}
-	for i, name := range c.Interfaces {
-		if name == "" || len(name) > 15 || strings.ContainsAny(name, "/ \t\n:%") || name == "." || name == ".." {
-			return fmt.Errorf("netio: invalid mesh interface name %q", name)
-		}
-		if slices.Contains(c.Interfaces[:i], name) {
-			return fmt.Errorf("netio: mesh interface %s listed twice", name)
-		}
+	if err := checkIfaceNames("mesh", c.Interfaces); err != nil {
+		return err
 	}
 	for i, p := range c.Ports {
 		if p == 0 {
