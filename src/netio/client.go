@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,8 +115,6 @@ type ClientStats struct {
 // clients and relays send from unconnected sockets and do not see it.
 type Clients struct {
 	log     *slog.Logger
-	recheck time.Duration
-	poll    bool                 // cfg.pollOnly
 	filter  []bpf.RawInstruction // socket filter of every packet socket
 	packets chan ClientPacket
 
@@ -152,17 +149,12 @@ func OpenClients(ctx context.Context, cfg ClientConfig) (*Clients, error) {
 		return nil, fmt.Errorf("netio: assemble the client socket filter: %w", err)
 	}
 	c := &Clients{
-		log:     cfg.Logger,
-		recheck: cfg.Recheck,
-		poll:    cfg.pollOnly,
-		filter:  filter,
-		done:    make(chan struct{}),
+		log:    cfg.Logger,
+		filter: filter,
+		done:   make(chan struct{}),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
-	}
-	if c.recheck <= 0 {
-		c.recheck = DefaultRecheck
 	}
 	qlen := cfg.QueueLen
 	if qlen <= 0 {
@@ -170,32 +162,25 @@ func OpenClients(ctx context.Context, cfg ClientConfig) (*Clients, error) {
 	}
 	c.packets = make(chan ClientPacket, qlen)
 	for _, name := range cfg.Interfaces {
-		c.ifaces = append(c.ifaces, &clientIface{name: name})
+		c.ifaces = append(c.ifaces, &clientIface{linkIface: linkIface[*clientSock]{name: name}})
 	}
 
 	ctx, c.cancel = context.WithCancel(ctx)
-	w := &clientWatcher{c: c}
-	// Subscribe before the first check, so that no change between the two
-	// goes unnoticed.
-	w.subscribe()
-	c.reconcile()
-	go c.run(ctx, w)
+	w := &linkWatcher[*clientSock, *clientIface]{
+		kind:    "client",
+		log:     c.log,
+		recheck: cfg.Recheck,
+		poll:    cfg.pollOnly,
+		mu:      &c.mu,
+		ifaces:  c.ifaces,
+		user:    c,
+	}
+	w.start(ctx, func() { c.shutdown(w) })
 	return c, nil
 }
 
 func (cfg *ClientConfig) validate() error {
-	if len(cfg.Interfaces) == 0 {
-		return errors.New("netio: no client interfaces configured")
-	}
-	for i, name := range cfg.Interfaces {
-		if name == "" || len(name) > 15 || strings.ContainsAny(name, "/ \t\n:%") || name == "." || name == ".." {
-			return fmt.Errorf("netio: invalid client interface name %q", name)
-		}
-		if slices.Contains(cfg.Interfaces[:i], name) {
-			return fmt.Errorf("netio: client interface %s listed twice", name)
-		}
-	}
-	return nil
+	return checkIfaceNames("client", cfg.Interfaces)
 }
 
 // Packets returns the channel of DHCP datagrams received on all client
@@ -229,7 +214,7 @@ func (c *Clients) Interfaces() []ClientIfaceStatus {
 			Up:    ifc.up,
 			MAC:   slices.Clone(ifc.mac),
 			Addr:  ifc.addr,
-			Open:  ifc.sock != nil,
+			Open:  ifc.open,
 		}
 		switch {
 		case s.Open:
@@ -337,10 +322,10 @@ func (c *Clients) sockOf(ifname string) (*clientSock, error) {
 		if ifc.name != ifname {
 			continue
 		}
-		if ifc.sock == nil {
+		if !ifc.open {
 			return nil, ErrClientIfaceDown
 		}
-		return ifc.sock, nil
+		return ifc.socks, nil
 	}
 	return nil, fmt.Errorf("%q is not a client interface", ifname)
 }

@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,8 +127,6 @@ type Stats struct {
 type Mesh struct {
 	log     *slog.Logger
 	ports   []uint16
-	recheck time.Duration
-	poll    bool // cfg.pollOnly
 	packets chan Packet
 	events  chan IfaceEvent
 
@@ -159,20 +156,15 @@ func OpenMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 		return nil, err
 	}
 	m := &Mesh{
-		log:     cfg.Logger,
-		ports:   slices.Clone(cfg.Ports),
-		recheck: cfg.Recheck,
-		poll:    cfg.pollOnly,
-		done:    make(chan struct{}),
+		log:   cfg.Logger,
+		ports: slices.Clone(cfg.Ports),
+		done:  make(chan struct{}),
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	if len(m.ports) == 0 {
 		m.ports = []uint16{McastPort, UnicastPort, ExtPort}
-	}
-	if m.recheck <= 0 {
-		m.recheck = DefaultRecheck
 	}
 	qlen := cfg.QueueLen
 	if qlen <= 0 {
@@ -181,31 +173,27 @@ func OpenMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 	m.packets = make(chan Packet, qlen)
 	m.events = make(chan IfaceEvent, 4*len(cfg.Interfaces)+16)
 	for _, name := range cfg.Interfaces {
-		m.ifaces = append(m.ifaces, &iface{name: name})
+		m.ifaces = append(m.ifaces, &iface{linkIface: linkIface[meshSocks]{name: name}})
 	}
 	m.own.Store(&map[string][]netip.Addr{})
 
 	ctx, m.cancel = context.WithCancel(ctx)
-	w := m.newWatcher()
-	// Subscribe before the first check, so that no change between the two
-	// goes unnoticed.
-	w.subscribe()
-	m.reconcile()
-	go m.run(ctx, w)
+	w := &linkWatcher[meshSocks, *iface]{
+		kind:    "mesh",
+		log:     m.log,
+		recheck: cfg.Recheck,
+		poll:    cfg.pollOnly,
+		mu:      &m.mu,
+		ifaces:  m.ifaces,
+		user:    m,
+	}
+	w.start(ctx, func() { m.shutdown(w) })
 	return m, nil
 }
 
 func (c *MeshConfig) validate() error {
-	if len(c.Interfaces) == 0 {
-		return errors.New("netio: no mesh interfaces configured")
-	}
-	for i, name := range c.Interfaces {
-		if name == "" || len(name) > 15 || strings.ContainsAny(name, "/ \t\n:%") || name == "." || name == ".." {
-			return fmt.Errorf("netio: invalid mesh interface name %q", name)
-		}
-		if slices.Contains(c.Interfaces[:i], name) {
-			return fmt.Errorf("netio: mesh interface %s listed twice", name)
-		}
+	if err := checkIfaceNames("mesh", c.Interfaces); err != nil {
+		return err
 	}
 	for i, p := range c.Ports {
 		if p == 0 {
@@ -255,7 +243,7 @@ func (m *Mesh) Interfaces() []IfaceStatus {
 			Index:     ifc.index,
 			Up:        ifc.up,
 			LinkLocal: ifc.probedLL,
-			Open:      ifc.socks != nil,
+			Open:      ifc.open,
 		}
 		if !s.Open {
 			s.Err = ifc.openErr
@@ -383,7 +371,7 @@ func (m *Mesh) zoneIface(zone string) string {
 		}
 	}
 	for _, ifc := range m.ifaces {
-		if ifc.socks != nil && fmt.Sprint(ifc.openIndex) == zone {
+		if ifc.open && fmt.Sprint(ifc.openIndex) == zone {
 			return ifc.name
 		}
 	}
