@@ -3,19 +3,13 @@ package daemon
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
-	"net"
-	"net/netip"
 	"runtime"
 	"slices"
 	"time"
 
-	"ddhcpd/src/claim"
-	"ddhcpd/src/config"
 	"ddhcpd/src/control"
 	"ddhcpd/src/dhcp4"
 	"ddhcpd/src/node"
-	"ddhcpd/src/overlay"
 )
 
 // handleControl runs on a control connection's goroutine and waits for the
@@ -44,10 +38,6 @@ var commands = []string{
 // ownOptions are set by the DHCP server itself and never from
 // configuration; 51, the lease time, is set through "option_set" too.
 var ownOptions = []uint8{50, 53, 54, 58, 59, 61, 82}
-
-// basicOptions go out whenever configured, requested or not (as
-// dhcp4.Server.addOptions sends them; 1 not in answers to INFORM).
-var basicOptions = []uint8{1, 3, 6, 15, 28}
 
 // answer runs on the loop. A bug in it answers "internal" rather than
 // ending the daemon.
@@ -89,9 +79,9 @@ func (d *Daemon) answer(req control.Request) (reply control.Reply) {
 	case "status":
 		return control.Reply{Result: d.status(now)}
 	case "blocks":
-		return control.Reply{Result: d.blocks(now)}
+		return control.Reply{Result: control.BlockRows(d.pool, d.node.Engine().Blocks(), now)}
 	case "leases":
-		return control.Reply{Result: d.leaseRows(now)}
+		return control.Reply{Result: control.LeaseRows(d.node.Leases(), now)}
 	case "options":
 		return control.Reply{Result: d.optionsInForce()}
 	case "stats":
@@ -102,191 +92,25 @@ func (d *Daemon) answer(req control.Request) (reply control.Reply) {
 		d.node.ResetCounters()
 		return control.Reply{Result: st}
 	}
-	return control.Reply{Result: d.tree()}
+	if ov := d.node.Overlay(); ov != nil {
+		return control.Reply{Result: control.TreeView(d.node.ID(), ov.Tree())}
+	}
+	return control.Reply{Result: control.Tree{}}
 }
 
-// tree describes the overlay for "tree".
-func (d *Daemon) tree() control.Tree {
-	ov := d.node.Overlay()
-	if ov == nil {
-		return control.Tree{}
-	}
-	t := ov.Tree()
-	st := &control.TreeState{
-		Node: d.node.ID().String(), Valid: t.Valid, Epoch: t.Epoch, Depth: t.Depth, Size: t.Size,
-		Walk: t.State.String(), Children: []control.TreeChild{}, Neighbours: []control.TreeNeighbour{},
-	}
-	peer := func(p overlay.Peer) control.TreePeer {
-		tp := control.TreePeer{ID: p.ID.String()}
-		if p.Addr.IsValid() {
-			tp.Addr = p.Addr.String()
-		}
-		return tp
-	}
-	if t.Valid {
-		st.Root = t.Root.String()
-		if !t.Parent.ID.IsZero() {
-			p := peer(t.Parent)
-			st.Parent = &p
-		}
-	}
-	for _, c := range t.Children {
-		st.Children = append(st.Children, control.TreeChild{TreePeer: peer(c.Peer), Subtree: c.Subtree})
-	}
-	if t.State != overlay.Idle {
-		st.WalkOrigin, st.WalkEpoch = t.WalkOrigin.String(), t.WalkEpoch
-	}
-	for _, nb := range t.Neighbours {
-		n := control.TreeNeighbour{ID: nb.ID.String(), Symmetric: nb.Symmetric, Links: []string{}, Epoch: nb.Epoch}
-		if !nb.Root.IsZero() {
-			n.Root = nb.Root.String()
-		}
-		for _, l := range nb.Links {
-			n.Links = append(n.Links, l.String())
-		}
-		st.Neighbours = append(st.Neighbours, n)
-	}
-	return control.Tree{Enabled: true, TreeState: st}
-}
-
-func (d *Daemon) blocks(now time.Duration) []control.Block {
-	rows := []control.Block{}
-	for _, b := range d.node.Engine().Blocks() {
-		row := control.Block{
-			Index:     b.Index,
-			First:     d.pool.Addr(b.Index, 0).String(),
-			State:     b.State.String(),
-			StateNum:  int(b.State),
-			Inquiries: b.Inquiries,
-		}
-		if b.State == claim.Ours || b.State == claim.Claimed {
-			row.Owner = b.Owner.String()
-		}
-		if b.OwnerAddr.IsValid() && b.State == claim.Claimed {
-			row.OwnerAddr = b.OwnerAddr.String()
-		}
-		if b.Timeout > 0 {
-			row.Timeout = max(b.Timeout-now, 0).Seconds()
-		}
-		rows = append(rows, row)
-	}
-	return rows
-}
-
-func (d *Daemon) leaseRows(now time.Duration) []control.Lease {
-	rows := []control.Lease{}
-	for _, l := range d.node.Leases().Leases() {
-		row := control.Lease{
-			Addr:     l.Addr.String(),
-			State:    l.State.String(),
-			Client:   string(l.Client),
-			Hostname: l.Hostname,
-			Expires:  (l.Expires - now).Seconds(),
-		}
-		if len(l.HW) > 0 {
-			row.HW = l.HW.String()
-		}
-		if idx, ok := d.pool.Block(l.Addr); ok {
-			row.Block = idx
-			row.Local = d.node.Leases().Serving(idx)
-		}
-		rows = append(rows, row)
-	}
-	return rows
-}
-
-// optionsInForce lists the configured options and those the server derives
-// itself (mask and broadcast unless configured, lease time, server id).
-// Always says whether an option goes out unrequested.
+// optionsInForce lists the options of the DHCP server, or the configured
+// ones without DHCP (-S).
 func (d *Daemon) optionsInForce() control.Options {
-	srv := d.node.DHCP()
-	if srv == nil {
-		out := control.Options{LeaseTime: int64(d.cfg.LeaseTime / time.Second), Options: []control.OptionInfo{}}
-		for _, o := range d.options() {
-			out.Options = append(out.Options, describe(o))
-		}
-		slices.SortFunc(out.Options, func(a, b control.OptionInfo) int { return int(a.Code) - int(b.Code) })
-		return out
+	if srv := d.node.DHCP(); srv != nil {
+		return control.OptionsView(srv.Config(), true)
 	}
-	cfg := srv.Config()
-	out := control.Options{DHCP: true, LeaseTime: int64(cfg.LeaseTime / time.Second), Options: []control.OptionInfo{}}
-	configured := map[uint8]bool{}
-	for _, o := range cfg.Options {
-		configured[o.Code] = true
-		out.Options = append(out.Options, describe(o))
-	}
-	derived := func(code uint8, data []byte) {
-		info := control.DescribeOption(code, data, true)
-		info.Derived = true
-		out.Options = append(out.Options, info)
-	}
-	if !configured[1] {
-		derived(1, net.CIDRMask(cfg.Subnet.Bits(), 32))
-	}
-	if !configured[28] {
-		derived(28, lastAddr(cfg.Subnet).AsSlice())
-	}
-	derived(51, binary.BigEndian.AppendUint32(nil, uint32(cfg.LeaseTime/time.Second)))
-	derived(54, cfg.ServerID.AsSlice())
-	slices.SortFunc(out.Options, func(a, b control.OptionInfo) int { return int(a.Code) - int(b.Code) })
-	return out
-}
-
-// describe decodes a configured option; Always says whether it goes out
-// unrequested.
-func describe(o dhcp4.Option) control.OptionInfo {
-	return control.DescribeOption(o.Code, o.Data, o.Always || slices.Contains(basicOptions, o.Code))
-}
-
-// lastAddr is the broadcast address of p.
-func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().As4()
-	v := binary.BigEndian.Uint32(a[:]) | (uint32(1)<<(32-p.Bits()) - 1)
-	return netip.AddrFrom4([4]byte(binary.BigEndian.AppendUint32(nil, v)))
-}
-
-// optionArg builds the option "option_set" describes.
-func optionArg(a control.OptionSetArgs) (config.Option, error) {
-	forms := 0
-	for _, given := range []bool{a.Hex != "", a.Type != "" || a.Value != "", a.C != ""} {
-		if given {
-			forms++
-		}
-	}
-	if forms != 1 {
-		return config.Option{}, fmt.Errorf(`give the value in one form: "hex", "type" and "value", or "c" (CODE:LEN:B1.B2...)`)
-	}
-	if a.C != "" {
-		o, err := config.ParseOption(a.C)
-		if err != nil {
-			return config.Option{}, fmt.Errorf("c %q: %w", a.C, err)
-		}
-		if a.Code != 0 && a.Code != int(o.Code) {
-			return config.Option{}, fmt.Errorf("code %d but c %q", a.Code, a.C)
-		}
-		return o, nil
-	}
-	if a.Code < 1 || a.Code > 254 {
-		return config.Option{}, fmt.Errorf("code %d: want 1..254", a.Code)
-	}
-	typ, value := a.Type, a.Value
-	if a.Hex != "" {
-		typ, value = "hex", a.Hex
-	}
-	if typ == "" {
-		return config.Option{}, fmt.Errorf("value %q without a type", value)
-	}
-	data, err := config.EncodeOptionValue(typ, value)
-	if err != nil {
-		return config.Option{}, fmt.Errorf("option %d: %w", a.Code, err)
-	}
-	return config.Option{Code: uint8(a.Code), Data: data}, nil
+	return control.OptionsView(dhcp4.Config{LeaseTime: d.cfg.LeaseTime, Options: d.options()}, false)
 }
 
 // optionSet replaces or adds an option at once; code 51 sets the lease
 // time, as the C ddhcpctl -l does.
 func (d *Daemon) optionSet(a control.OptionSetArgs) control.Reply {
-	o, err := optionArg(a)
+	o, err := control.OptionOf(a)
 	if err != nil {
 		return control.Fail(control.CodeBadArgs, "%v", err)
 	}
@@ -321,7 +145,7 @@ func (d *Daemon) optionSet(a control.OptionSetArgs) control.Reply {
 		opt.Always = *a.Always
 	}
 	d.node.Step(d.clock.now(), node.SetOptions{Options: append(opts, opt)})
-	info := describe(opt)
+	info := control.DescribeConfigured(opt)
 	d.log.Info("option set by control", "code", info.Code, "type", info.Type, "value", info.Value, "always", info.Always)
 	return control.Reply{Result: info}
 }
@@ -345,7 +169,7 @@ func (d *Daemon) optionRemove(code int) control.Reply {
 	if i < 0 {
 		return control.Fail(control.CodeNotFound, "option %d is not configured", code)
 	}
-	removed := describe(opts[i])
+	removed := control.DescribeConfigured(opts[i])
 	d.node.Step(d.clock.now(), node.SetOptions{Options: slices.Delete(slices.Clone(opts), i, i+1)})
 	d.log.Info("option removed by control", "code", code)
 	return control.Reply{Result: removed}
