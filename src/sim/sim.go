@@ -60,6 +60,16 @@ import (
 // loses it.
 const MTU = 1280 - 40 - 8
 
+// The receive limits of a simulated router: DefaultRxQueue is netio's queue
+// of received datagrams (netio.DefaultQueueLen); DefaultRxRate is a rate
+// a small MIPS router sustains for claim datagrams, well below what the
+// daemon handles on a PC, so that bursts (a thousand routers answering one
+// SYNC) are lost in the simulation where they would be on a router.
+const (
+	DefaultRxRate  = 10000
+	DefaultRxQueue = 1024
+)
+
 // Config describes a run.
 type Config struct {
 	Nodes    int
@@ -88,8 +98,17 @@ type Config struct {
 	// delayed copy. SetLatency, SetLoss and SetDup change them during a run.
 	LatencyMin, LatencyMax time.Duration
 	Loss, Dup              float64
-	// MaxDatagram is the largest UDP payload delivered; 0 means MTU.
+	// MaxDatagram is the largest UDP payload delivered; 0 means MTU
+	// (below netio's 2,048-byte read buffer, so the MTU is what binds).
 	MaxDatagram int
+	// A router takes datagrams off its sockets at RxRate per second;
+	// what arrives faster waits in a queue of RxQueue datagrams (netio's
+	// queue between its readers and the loop) and is lost beyond it, as
+	// when the kernel's receive buffer and netio's queue are full. Zero
+	// means DefaultRxRate and DefaultRxQueue; a negative RxRate turns
+	// the limit off.
+	RxRate  float64
+	RxQueue int
 
 	Seed uint64
 
@@ -128,6 +147,7 @@ type NodeStats struct {
 	Dropped   uint64 // copies that arrived while the node was down, restarted or cut off
 	Dups      uint64 // extra copies made by duplication
 	TooBig    uint64 // datagrams the node sent over the MTU: lost
+	Overflow  uint64 // copies lost because the node's receive queue was full
 	NoLink    uint64 // unicasts the node sent to an address no link leads to
 	MaxSent   int    // the largest datagram the node sent
 	Boots     int    // times the node was started
@@ -141,6 +161,7 @@ func (s *NodeStats) add(o NodeStats) {
 	s.Dropped += o.Dropped
 	s.Dups += o.Dups
 	s.TooBig += o.TooBig
+	s.Overflow += o.Overflow
 	s.NoLink += o.NoLink
 	s.MaxSent = max(s.MaxSent, o.MaxSent)
 	s.Boots += o.Boots
@@ -183,6 +204,9 @@ type simNode struct {
 	tick   *event     // the node's one pending tick, queued while it is up
 	group  int        // partition group
 	stats  NodeStats
+
+	backlog float64       // datagrams waiting to be read, as of rxAt
+	rxAt    time.Duration // when backlog was last brought up to date
 }
 
 // Network is a simulated mesh. It is not safe for concurrent use; run
@@ -243,6 +267,12 @@ func New(cfg Config) (*Network, error) {
 	}
 	if cfg.MaxDatagram <= 0 {
 		cfg.MaxDatagram = MTU
+	}
+	if cfg.RxRate == 0 {
+		cfg.RxRate = DefaultRxRate
+	}
+	if cfg.RxQueue <= 0 {
+		cfg.RxQueue = DefaultRxQueue
 	}
 	n := &Network{
 		cfg:  cfg,
@@ -917,6 +947,16 @@ func (n *Network) deliver(mc *multicast, c copyTo) {
 	if !to.up || to.life != c.life || !n.reaches(mc.from, c.to) || (c.link >= 0 && !n.links[c.link].up) {
 		to.stats.Dropped++
 		return
+	}
+	if n.cfg.RxRate > 0 {
+		// The queue drains at RxRate; a copy that finds it full is lost.
+		to.backlog = max(0, to.backlog-(n.now-to.rxAt).Seconds()*n.cfg.RxRate)
+		to.rxAt = n.now
+		if to.backlog+1 > float64(n.cfg.RxQueue) {
+			to.stats.Overflow++
+			return
+		}
+		to.backlog++
 	}
 	to.stats.Received++
 	if n.cfg.Trace != nil {
