@@ -166,6 +166,7 @@ func (d *Daemon) newNode(id wire.NodeID) (*node.Node, error) {
 			SyncQuiet:        cfg.SyncQuiet,
 			MaxBlocks:        cfg.MaxBlocks,
 		},
+		Hooks:  cfg.Hook != "",
 		Logger: d.log,
 		Saved:  d.restore(),
 	}

@@ -72,15 +72,17 @@ func (n *Node) dhcpEvents(evs []dhcp4.Event) {
 		n.c.DHCPEvent[ev.Kind]++
 		n.ready.StateChanged = true
 		// Every new client has an event: format it only for a log level
-		// that takes it.
+		// or a hook that takes it.
 		if n.log.Enabled(context.Background(), slog.LevelInfo) {
 			n.log.Info("dhcp "+string(ev.Kind), "addr", ev.Addr, "hw", ev.HW.String(), "hostname", ev.Hostname)
 		}
-		args := []string{string(ev.Kind), ev.Addr.String(), hookMAC(ev.HW)}
-		if ev.Hostname != "" {
-			args = append(args, ev.Hostname)
+		if n.cfg.Hooks {
+			args := []string{string(ev.Kind), ev.Addr.String(), hookMAC(ev.HW)}
+			if ev.Hostname != "" {
+				args = append(args, ev.Hostname)
+			}
+			n.hook(args...)
 		}
-		n.hook(args...)
 	}
 }
 

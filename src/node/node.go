@@ -58,6 +58,10 @@ type Config struct {
 	// Usage, when set, is what the claim engine sees of the addresses in
 	// use instead of the lease table: for simulations of claiming alone.
 	Usage claim.Usage
+	// Hooks says the driver runs a hook: Ready carries its arguments.
+	// Without one they are not even formatted (every new client has an
+	// event).
+	Hooks bool
 	// Logger receives what an operator wants to read; nil discards.
 	Logger *slog.Logger
 	// Saved is what a state file kept from an earlier run; nil for none.
@@ -419,7 +423,11 @@ func (n *Node) flush(now time.Duration) {
 
 func (n *Node) send(d Datagram) { n.ready.Mesh = append(n.ready.Mesh, d) }
 
-func (n *Node) hook(args ...string) { n.ready.Hooks = append(n.ready.Hooks, args) }
+func (n *Node) hook(args ...string) {
+	if n.cfg.Hooks {
+		n.ready.Hooks = append(n.ready.Hooks, args)
+	}
+}
 
 // hookMAC prints a MAC for the hook as the C ddhcpd does: upper case.
 func hookMAC(hw net.HardwareAddr) string { return strings.ToUpper(hw.String()) }
