@@ -48,11 +48,12 @@ demo: build
 bench: build
 	go test -run '^$$' -bench . -benchtime 3x ./src/claim
 	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./src/sim
+	SCALE_NODES=1000 go test -run '^$$' -bench 'Scale' -benchtime 1x -timeout 60m ./src/sim
 	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./src/e2e
 	scripts/bench-dhcp.sh $(BIN)
 
 # Long seeded runs of the simulations (make test runs short batches).
-SOAK_SEEDS ?= 2000
+SOAK_SEEDS ?= 5000
 soak: deps
 	SIM_SEEDS=10000 go test -count=1 -timeout 3h -run '^TestProperties$$' ./src/sim
 	OVERLAY_SEEDS=10000 go test -count=1 -timeout 3h -run '^TestOverlayProperties$$' ./src/sim

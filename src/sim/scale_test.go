@@ -197,6 +197,7 @@ type scaleResult struct {
 	maxDatagram    int
 	tooBig, noLink uint64
 	overflow       uint64
+	joinMsgs       float64 // per node, until every client held an address
 	naks           int
 }
 
@@ -219,7 +220,7 @@ func runScale(b *testing.B, s *scaleRun, spread, steady time.Duration, seed uint
 	if !n.RunUntilEvery(func() bool { return s.bound == len(s.clients) }, time.Second, limit) {
 		b.Fatalf("after %v only %d of %d clients hold an address", n.Now(), s.bound, len(s.clients))
 	}
-	res := scaleResult{converge: n.Now(), spread: spread}
+	res := scaleResult{converge: n.Now(), spread: spread, joinMsgs: float64(n.Total().Sent) / float64(n.N())}
 	before := n.Total()
 	n.RunFor(steady)
 	after := n.Total()
@@ -248,6 +249,7 @@ func runScale(b *testing.B, s *scaleRun, spread, steady time.Duration, seed uint
 func reportScale(b *testing.B, res scaleResult) {
 	b.ReportMetric(res.converge.Seconds(), "sim-s-to-all-leased")
 	b.ReportMetric((res.converge - res.spread).Seconds(), "sim-s-after-last-start")
+	b.ReportMetric(res.joinMsgs, "join-msgs/node")
 	b.ReportMetric(res.msgs, "msgs/node/min")
 	b.ReportMetric(res.bytes, "bytes/node/min")
 	b.ReportMetric(float64(res.maxDatagram), "max-datagram-bytes")
