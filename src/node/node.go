@@ -348,6 +348,33 @@ func (n *Node) ReplyFailed() { n.c.DHCPTxError++ }
 // a client got nothing), lease reclamation, parked DISCOVERs, roaming timers,
 // the overlay and fast join; then collects their output.
 func (n *Node) settle(now time.Duration) {
+	// Before the engine runs: a block that becomes ours must not answer a
+	// DISCOVER older than parkedAge because the tick came late.
+	n.parked.expire(now)
+	n.claims(now)
+	n.flush(now)
+	if n.demand {
+		// A parked DISCOVER that flush answered took the last free
+		// address of a block: claim more now, not a tick later (Next
+		// must not be due right after a Tick).
+		n.claims(now)
+		n.flush(now)
+	}
+	if at, ok := n.leases.NextExpiry(); ok && at <= now {
+		for _, l := range n.leases.Reclaim(now, reclaimBatch) {
+			n.c.LeaseReclaimed++
+			n.log.Debug("lease expired", "addr", l.Addr, "hw", l.HW.String())
+			n.ready.StateChanged = true
+		}
+	}
+	n.roamTimers(now)
+	n.overlayTick(now)
+	n.sync(now)
+}
+
+// claims runs the claim engine when it is due, or at once when a client got
+// nothing.
+func (n *Node) claims(now time.Duration) {
 	if n.demand {
 		n.demand = false
 		// As many addresses as clients are waiting, so a burst of new
@@ -357,18 +384,6 @@ func (n *Node) settle(now time.Duration) {
 	} else if now >= n.eng.Next() {
 		n.eng.Tick(now, n.usage())
 	}
-	n.flush(now)
-	if at, ok := n.leases.NextExpiry(); ok && at <= now {
-		for _, l := range n.leases.Reclaim(now, reclaimBatch) {
-			n.c.LeaseReclaimed++
-			n.log.Debug("lease expired", "addr", l.Addr, "hw", l.HW.String())
-			n.ready.StateChanged = true
-		}
-	}
-	n.parked.expire(now)
-	n.roamTimers(now)
-	n.overlayTick(now)
-	n.sync(now)
 }
 
 func (n *Node) usage() claim.Usage {
