@@ -74,6 +74,8 @@ type OverlayTraffic struct {
 	Lost        uint64 // copies lost on the link
 	Dropped     uint64 // copies for a node that was down, restarted, or whose link went down
 	NoLink      uint64 // unicasts to an address no up link leads to
+	Largest     int    // the largest datagram sent, in bytes
+	Oversize    uint64 // datagrams over wire.MaxDatagram, dropped by the sender (an anomaly)
 }
 
 // Total is the number of datagrams and bytes sent, all types.
@@ -384,6 +386,14 @@ func (o *OverlayNet) send(i int, out overlay.Out) {
 	}
 	o.traffic.Sent[out.Msg.Type]++
 	o.traffic.Bytes[out.Msg.Type] += uint64(len(data))
+	o.traffic.Largest = max(o.traffic.Largest, len(data))
+	if len(data) > wire.MaxDatagram {
+		// A real link would fragment or truncate it; the daemon's netio
+		// drops what does not fit its buffer.
+		o.traffic.Oversize++
+		o.anomaly("node %d: %s of %d bytes, over %d", i, wire.OverlayTypeName(out.Msg.Type), len(data), wire.MaxDatagram)
+		return
+	}
 	if out.Multicast {
 		k := slices.Index(nd.ifaces, out.Iface)
 		if k < 0 {
