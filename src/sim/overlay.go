@@ -512,12 +512,14 @@ func describeOverlay(m *wire.Overlay) string {
 	case wire.ExtHello:
 		h := &m.Hello
 		fmt.Fprintf(&b, " tree=%v walk=%d:%v/%d nbs=%d", h.HasTree, h.WalkState, shortID(h.WalkOrigin), h.WalkEpoch, len(h.Neighbours))
-	case wire.ExtForward, wire.ExtReturn:
-		fmt.Fprintf(&b, " list=%d", len(m.Walk))
+	case wire.ExtForward:
+		fmt.Fprintf(&b, " path=%d", len(m.Path))
+	case wire.ExtReturn:
+		fmt.Fprintf(&b, " size=%d part=%d/%d", m.Sub.Size, m.Part, m.Parts)
 	case wire.ExtFinished:
 		fmt.Fprintf(&b, " depth=%d size=%d", m.Tree.Depth, m.Tree.Size)
 	case wire.ExtAck:
-		fmt.Fprintf(&b, " of %s", wire.OverlayTypeName(m.Ref))
+		fmt.Fprintf(&b, " of %s part %d", wire.OverlayTypeName(m.Ref), m.Part)
 	case wire.ExtRefuse:
 		fmt.Fprintf(&b, " %s reason=%d better=%v/%d", wire.OverlayTypeName(m.Ref), m.Reason, shortID(m.Better), m.BetterEpoch)
 	case wire.ExtAbort:
