@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"time"
@@ -141,12 +142,20 @@ func (n *Node) onHello(now time.Duration, nb *neighbour, from netip.Addr, m *wir
 			break
 		}
 	}
-	for i := range nb.links {
-		if nb.links[i].addr == from {
-			nb.links[i].sym = listed
+	covers := h.Covers(n.cfg.Node)
+	if covers {
+		for i := range nb.links {
+			if nb.links[i].addr == from {
+				nb.links[i].sym = listed
+			}
 		}
 	}
 	v := view{hello: true, hasTree: h.HasTree, digest: h.Digest, depth: h.Depth, walkState: h.WalkState, flagsKnown: listed, flags: flags}
+	if !covers {
+		// A partial HELLO for other ids: what the sender says about us
+		// is in another part.
+		v.flagsKnown, v.flags = nb.v.flagsKnown, nb.v.flags
+	}
 	if h.HasTree {
 		v.tree = rank{m.Origin, m.Epoch}
 	}
@@ -167,29 +176,31 @@ func (n *Node) onHello(now time.Duration, nb *neighbour, from netip.Addr, m *wir
 
 // sendHellos multicasts a HELLO on every interface, listing the neighbours
 // heard there, and schedules the next round with some jitter so that nodes
-// started together do not stay in step.
+// started together do not stay in step. More neighbours than one HELLO can
+// list are split over partial HELLOs, each for one range of ids.
 func (n *Node) sendHellos(now time.Duration) {
 	n.helloSeq++
 	var r rank
 	if n.tree.valid {
 		r = n.tree.r
 	}
+	base := n.msg(wire.ExtHello, r, n.helloSeq)
+	if n.tree.valid {
+		base.Hello.HasTree, base.Hello.Digest = true, n.tree.digest
+		base.Hello.Depth = uint16(min(n.tree.depth, 0xffff))
+	}
+	if n.walk.state != Idle {
+		base.Hello.WalkState, base.Hello.WalkOrigin, base.Hello.WalkEpoch = uint8(n.walk.state), n.walk.r.origin, n.walk.r.epoch
+	}
+	emit := func(iface string, m wire.Overlay) {
+		n.out = append(n.out, Out{Multicast: true, Iface: iface, Msg: m})
+		n.stats.Out[wire.ExtHello]++
+	}
 	for _, iface := range n.cfg.Interfaces {
-		m := n.msg(wire.ExtHello, r, n.helloSeq)
-		h := &m.Hello
-		if n.tree.valid {
-			h.HasTree, h.Digest = true, n.tree.digest
-			h.Depth = uint16(min(n.tree.depth, 0xffff))
-		}
-		if n.walk.state != Idle {
-			h.WalkState, h.WalkOrigin, h.WalkEpoch = uint8(n.walk.state), n.walk.r.origin, n.walk.r.epoch
-		}
+		var list []wire.HelloEntry
 		for _, nb := range n.nbs {
 			if !slices.ContainsFunc(nb.links, func(l link) bool { return l.addr.Zone() == iface }) {
 				continue
-			}
-			if len(h.Neighbours) == wire.MaxHelloEntries {
-				break
 			}
 			var f uint8
 			if n.tree.valid && n.tree.parent == nb.id {
@@ -198,10 +209,32 @@ func (n *Node) sendHellos(now time.Duration) {
 			if n.tree.valid && n.tree.child(nb.id) >= 0 {
 				f |= wire.HelloChild
 			}
-			h.Neighbours = append(h.Neighbours, wire.HelloEntry{ID: nb.id, Flags: f})
+			list = append(list, wire.HelloEntry{ID: nb.id, Flags: f})
 		}
-		n.out = append(n.out, Out{Multicast: true, Iface: iface, Msg: m})
-		n.stats.Out[wire.ExtHello]++
+		if len(list) <= wire.MaxHelloEntries {
+			m := base
+			m.Hello.Neighbours = list
+			emit(iface, m)
+			continue
+		}
+		// n.nbs is sorted by id, so each part covers the ids from the
+		// one after the last part's end to its own last entry, and the
+		// last part all the rest.
+		var lo wire.NodeID
+		for len(list) > 0 {
+			k := min(len(list), wire.MaxPartialHelloEntries)
+			m := base
+			h := &m.Hello
+			h.Partial, h.Lo, h.Neighbours = true, lo, list[:k]
+			if k == len(list) {
+				h.Hi = wire.NodeID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+			} else {
+				h.Hi = list[k-1].ID
+				binary.BigEndian.PutUint64(lo[:], binary.BigEndian.Uint64(h.Hi[:])+1)
+			}
+			list = list[k:]
+			emit(iface, m)
+		}
 	}
 	n.lastHello = now
 	jitter := time.Duration(n.rng.Int64N(int64(n.cfg.Hello/5) + 1))
@@ -238,10 +271,10 @@ func (n *Node) lost(now time.Duration, id wire.NodeID) {
 		case w.parent == id:
 			n.abortWalk(now, rank{}, false, id)
 		default:
-			// A child that returned the token is gone: the walk's list
-			// still counts its subtree, so the tree it makes will be
-			// wrong. Finish it (the rest of the partition needs a tree
-			// meanwhile) and ask for another.
+			// A child that returned the token is gone, and its subtree
+			// with it (a RETURN we sent may count it already): the tree
+			// the walk makes will lack nodes. Finish it (the rest of
+			// the partition needs a tree meanwhile) and ask for another.
 			if i := slices.IndexFunc(w.children, func(c child) bool { return c.id == id }); i >= 0 {
 				w.children = slices.Delete(w.children, i, i+1)
 				w.lostChild = true

@@ -14,8 +14,18 @@
 // neighbour is usable once its HELLO lists us (the link works both ways), and
 // is forgotten when silent for NeighbourTimeout. The tree is built by the
 // token walk of the seed (reference/spanning-tree-seed.md): a depth-first
-// token (FORWARD down, RETURN up) that carries the list of the nodes it has
-// visited, then FINISHED from the root to the leaves. Nodes are idle,
+// token (FORWARD down, RETURN up), then FINISHED from the root to the
+// leaves. Unlike the seed's, the token does not carry the set of visited
+// nodes, which would make its datagrams grow with the mesh: each node
+// remembers its own part of the walk (its parent, the neighbours it tried,
+// the subtrees its children returned). A FORWARD names the receiver's
+// nearest ancestors (PathLen), a RETURN hands the sender's subtree back in
+// parts of bounded size, and a neighbour's HELLO shows the walk it is in;
+// together they name nearly every neighbour the token would find visited
+// (in a depth-first walk those are ancestors or in the holder's own
+// subtrees), and one it misses answers the FORWARD with a refusal, as in
+// the DFS token algorithms of Awerbuch and Cidon. So no overlay datagram
+// exceeds wire.MaxDatagram, whatever the size of the mesh. Nodes are idle,
 // working (hold or wait for the token) or finishing (returned it, waiting
 // for FINISHED). Competing walks are ordered by origin, the lowest id first
 // (then the later epoch), and a node never joins a walk whose origin is
@@ -40,7 +50,7 @@
 //     until acknowledged; a child silent for DeadAfter is declared dead, told
 //     so (ABORT), and the walk goes on without it (g, f).
 //   - The token goes only to neighbours whose HELLO we hear and that hear us;
-//     the visited list is never taken for a neighbour list.
+//     the ids a FORWARD or RETURN names are never taken for neighbours.
 //
 // # How the tree is kept
 //
@@ -251,7 +261,7 @@ var (
 	ErrZeroID       = errors.New("overlay: message from node id zero")
 	ErrInterface    = errors.New("overlay: message from an interface that is not a mesh interface")
 	ErrNotOverlay   = errors.New("overlay: not an overlay message")
-	ErrMalformed    = errors.New("overlay: malformed walk")
+	ErrMalformed    = errors.New("overlay: malformed walk message")
 	ErrTooMany      = errors.New("overlay: neighbour table full")
 )
 
@@ -260,6 +270,7 @@ type Stats struct {
 	In, Out              [wire.ExtDissolve + 1]uint64
 	Dropped              uint64 // messages refused by Step with an error
 	Stale                uint64 // messages about an edge or walk that is not current
+	Bounced              uint64 // our FORWARDs refused: the neighbour was in the walk already
 	NoPeer               uint64 // sends to a neighbour without a live link, skipped
 	WalksStarted         uint64
 	WalksFinished        uint64
@@ -636,6 +647,9 @@ func (n *Node) reply(id wire.NodeID, from netip.Addr, m wire.Overlay) {
 func (n *Node) ack(m *wire.Overlay, from netip.Addr) {
 	a := n.msg(wire.ExtAck, rank{m.Origin, m.Epoch}, m.Seq)
 	a.Ref = m.Type
+	if m.Type == wire.ExtReturn {
+		a.Part = m.Part
+	}
 	n.reply(m.Node, from, a)
 }
 

@@ -1,6 +1,8 @@
 package overlay
 
 import (
+	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -46,6 +48,12 @@ func newHarness(t *testing.T, me byte) *harness {
 
 func (h *harness) drain() []Out {
 	o := h.n.Outbox()
+	for _, m := range o {
+		// Whatever the node makes must go on the wire.
+		if b, err := m.Msg.Encode(); err != nil || len(b) > wire.MaxDatagram {
+			h.t.Fatalf("node sent a %s it cannot encode: %d bytes, %v", wire.OverlayTypeName(m.Msg.Type), len(b), err)
+		}
+	}
 	h.out = append(h.out, o...)
 	return o
 }
@@ -98,21 +106,17 @@ func (h *harness) hello(b byte) {
 func (h *harness) middleOfTree() []Out {
 	h.t.Helper()
 	fw := one(h.t, h.step(0x10, forward(0x10, 3, 7, 0x50)), wire.ExtForward, 0x60)
-	r := msg(wire.ExtReturn, 0x10, 3, fw.Seq)
-	r.Walk = append(chain(0x10, 0x50), wire.WalkEntry{ID: id(0x60), Parent: 1})
-	h.step(0x60, r)
+	h.step(0x60, ret(0x10, 3, fw.Seq, 0x60))
 	f := msg(wire.ExtFinished, 0x10, 3, 7)
 	f.Tree = wire.TreeSummary{Depth: 1, Size: 3, Digest: 9}
 	return h.step(0x10, f)
 }
 
-// chain is a walk list origin -> ... -> last, each the child of the one before.
-func chain(ids ...byte) []wire.WalkEntry {
-	l := make([]wire.WalkEntry, len(ids))
-	for i, b := range ids {
-		l[i] = wire.WalkEntry{ID: id(b), Parent: uint16(i - 1)}
+func ids(bs ...byte) []wire.NodeID {
+	l := make([]wire.NodeID, len(bs))
+	for i, b := range bs {
+		l[i] = id(b)
 	}
-	l[0].Parent = wire.WalkRoot
 	return l
 }
 
@@ -120,9 +124,20 @@ func msg(t uint8, origin byte, epoch, seq uint32) wire.Overlay {
 	return wire.Overlay{Type: t, Origin: id(origin), Epoch: epoch, Seq: seq}
 }
 
+// forward is the FORWARD of the walk of origin along the chain origin ->
+// path[0] -> ... -> path[len-1], the receiver last (so the sender is the
+// one before it): it names the receiver's ancestors.
 func forward(origin byte, epoch, seq uint32, path ...byte) wire.Overlay {
 	m := msg(wire.ExtForward, origin, epoch, seq)
-	m.Walk = chain(append([]byte{origin}, path...)...)
+	chain := append([]byte{origin}, path...)
+	m.Path = ids(chain[:len(chain)-1]...)
+	return m
+}
+
+// ret is a RETURN in one part of the subtree members, the sender first.
+func ret(origin byte, epoch, seq uint32, members ...byte) wire.Overlay {
+	m := msg(wire.ExtReturn, origin, epoch, seq)
+	m.Sub.Size, m.Parts, m.Members = uint32(len(members)), 1, ids(members...)
 	return m
 }
 
@@ -161,9 +176,9 @@ func TestJoinAndFinish(t *testing.T) {
 	h.hello(0x10)
 	out := h.step(0x10, forward(0x10, 3, 7, 0x50))
 	one(t, out, wire.ExtAck, 0x10)
-	ret := one(t, out, wire.ExtReturn, 0x10)
-	if ret.Seq != 7 || len(ret.Walk) != 2 || h.n.Tree().State != Finishing {
-		t.Fatalf("RETURN %+v, state %v", ret, h.n.Tree().State)
+	r := one(t, out, wire.ExtReturn, 0x10)
+	if r.Seq != 7 || r.Sub.Size != 1 || r.Parts != 1 || len(r.Members) != 1 || r.Members[0] != id(0x50) || h.n.Tree().State != Finishing {
+		t.Fatalf("RETURN %+v, state %v", r, h.n.Tree().State)
 	}
 	a := msg(wire.ExtAck, 0x10, 3, 7)
 	a.Ref = wire.ExtReturn
@@ -201,13 +216,12 @@ func TestStaleDropped(t *testing.T) {
 
 	// A RETURN from 0x60, which has no edge with us, and one from 0x30
 	// naming another edge: refused as stale, the walk does not move.
-	r := msg(wire.ExtReturn, 0x10, 3, edge)
-	r.Walk = append(chain(0x10, 0x50), wire.WalkEntry{ID: id(0x30), Parent: 1}, wire.WalkEntry{ID: id(0x60), Parent: 2})
+	r := ret(0x10, 3, edge, 0x60)
 	out = h.step(0x60, r)
 	if ref := one(t, out, wire.ExtRefuse, 0x60); ref.Reason != wire.RefuseStale {
 		t.Fatalf("refuse reason %d", ref.Reason)
 	}
-	r.Seq = edge + 100
+	r = ret(0x10, 3, edge+100, 0x30)
 	out = h.step(0x30, r)
 	if ref := one(t, out, wire.ExtRefuse, 0x30); ref.Reason != wire.RefuseStale {
 		t.Fatalf("refuse reason %d", ref.Reason)
@@ -243,7 +257,6 @@ func TestStaleDropped(t *testing.T) {
 	}
 	// The right RETURN is taken.
 	r.Epoch = 3
-	r.Walk = append(chain(0x10, 0x50), wire.WalkEntry{ID: id(0x30), Parent: 1})
 	out = h.step(0x30, r)
 	one(t, out, wire.ExtAck, 0x30)
 	one(t, out, wire.ExtForward, 0x60)
@@ -284,9 +297,7 @@ func TestExplicitRefusal(t *testing.T) {
 	}
 	e := o.n.walk.r.epoch
 	seq := o.n.walk.wait.edge
-	r := msg(wire.ExtReturn, 0x20, e, seq)
-	r.Walk = chain(0x20, 0x30)
-	o.step(0x30, r) // 0x30 returns; the token goes to 0x50
+	o.step(0x30, ret(0x20, e, seq, 0x30)) // 0x30 returns; the token goes to 0x50
 	f := o.n.walk.wait
 	refuse := msg(wire.ExtRefuse, 0x20, e, f.edge)
 	refuse.Ref, refuse.Reason, refuse.Better, refuse.BetterEpoch = wire.ExtForward, wire.RefuseLower, id(0x10), 1
@@ -457,9 +468,7 @@ func TestRetransmitUntilAcked(t *testing.T) {
 	}
 	// RETURN: the walk finishes at the origin; FINISHED goes to 0x50
 	// until acknowledged.
-	r := msg(wire.ExtReturn, 0x10, e, seq)
-	r.Walk = chain(0x10, 0x50)
-	out = h.step(0x50, r)
+	out = h.step(0x50, ret(0x10, e, seq, 0x50))
 	one(t, out, wire.ExtFinished, 0x50)
 	out = h.run(tT)
 	if n := len(sent(out, wire.ExtFinished, 0x50)); n != 2 {
@@ -474,7 +483,8 @@ func TestRetransmitUntilAcked(t *testing.T) {
 }
 
 // TestNoTokenToNonNeighbour: the token goes only to neighbours that hear
-// us; ids in the visited list are never taken for neighbours.
+// us; ids a FORWARD's path or a RETURN names are never taken for
+// neighbours.
 func TestNoTokenToNonNeighbour(t *testing.T) {
 	h := newHarness(t, 0x50)
 	h.hello(0x10)
@@ -482,18 +492,15 @@ func TestNoTokenToNonNeighbour(t *testing.T) {
 	// 0x40 is heard, but its HELLO does not list us: one-way link.
 	m := wire.Overlay{Type: wire.ExtHello, Seq: 1}
 	h.step(0x40, m)
-	// The token comes through 0x10 with a list naming 0x20 and 0x30,
+	// The token comes through 0x10 with a path naming 0x20 and 0x30,
 	// which we have never heard.
-	f := msg(wire.ExtForward, 0x20, 1, 5)
-	f.Walk = chain(0x20, 0x30, 0x10, 0x50)
-	out := h.step(0x10, f)
+	out := h.step(0x10, forward(0x20, 1, 5, 0x30, 0x10, 0x50))
 	fw := sent(out, wire.ExtForward, 0)
 	if len(fw) != 1 || fw[0].To.ID != id(0x70) {
 		t.Fatalf("token sent to %v", describe(out))
 	}
-	r := msg(wire.ExtReturn, 0x20, 1, fw[0].Msg.Seq)
-	r.Walk = append(f.Walk, wire.WalkEntry{ID: id(0x70), Parent: 3})
-	out = h.step(0x70, r)
+	// 0x70's subtree names 0x80 and 0x90, which we have never heard.
+	out = h.step(0x70, ret(0x20, 1, fw[0].Msg.Seq, 0x70, 0x80, 0x90))
 	if len(sent(out, wire.ExtForward, 0)) != 0 || len(sent(out, wire.ExtReturn, 0x10)) != 1 {
 		t.Fatalf("after the only neighbour returned: %v", describe(out))
 	}
@@ -524,9 +531,7 @@ func TestChildDeadAndTold(t *testing.T) {
 		t.Fatalf("walk did not go on: %v", describe(out))
 	}
 	// The late RETURN of the dead child is refused, not merged.
-	r := msg(wire.ExtReturn, 0x10, w.r.epoch, w.wait.edge)
-	r.Walk = chain(0x10, 0x50)
-	out = h.step(0x50, r)
+	out = h.step(0x50, ret(0x10, w.r.epoch, w.wait.edge, 0x50))
 	one(t, out, wire.ExtRefuse, 0x50)
 	if h.n.Stats().ChildrenDead != 1 || len(h.n.walk.children) != 0 {
 		t.Fatalf("dead %d children %v", h.n.Stats().ChildrenDead, h.n.walk.children)
@@ -569,30 +574,34 @@ func TestTreeKept(t *testing.T) {
 // in every state.
 func TestStepNeverPanics(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	ids := []byte{0x05, 0x10, 0x20, 0x50, 0x60, 0x70}
+	nodes := []byte{0x05, 0x10, 0x20, 0x50, 0x60, 0x70}
 	for round := range 300 {
 		h := newHarness(t, 0x50)
-		for _, b := range ids[:3+round%3] {
+		for _, b := range nodes[:3+round%3] {
 			if b != 0x50 {
 				h.hello(b)
 			}
 		}
 		for range 200 {
-			m := wire.Overlay{Type: uint8(2 + r.IntN(10)), Origin: id(ids[r.IntN(len(ids))]), Epoch: uint32(r.IntN(4)), Seq: uint32(r.IntN(8))}
+			m := wire.Overlay{Type: uint8(2 + r.IntN(10)), Origin: id(nodes[r.IntN(len(nodes))]), Epoch: uint32(r.IntN(4)), Seq: uint32(r.IntN(8))}
 			switch r.IntN(3) {
 			case 0:
-				m.Walk = chain(append([]byte{ids[r.IntN(len(ids))]}, ids[:r.IntN(len(ids))]...)...)
+				m.Path = ids(nodes[:r.IntN(len(nodes))]...)
+				m.Members = ids(nodes[:r.IntN(len(nodes))]...)
 			case 1:
 				for range r.IntN(5) {
-					m.Walk = append(m.Walk, wire.WalkEntry{ID: id(ids[r.IntN(len(ids))]), Parent: uint16(r.IntN(6)) | uint16(r.IntN(2))*0xfff0})
+					m.Path = append(m.Path, id(nodes[r.IntN(len(nodes))]))
+					m.Members = append(m.Members, id(nodes[r.IntN(len(nodes))]))
 				}
 			}
+			m.Sub = wire.Subtree{Size: uint32(r.IntN(6)), Digest: uint64(r.IntN(3))}
+			m.Part, m.Parts = uint16(r.IntN(3)), uint16(r.IntN(3))
 			m.Ref, m.Reason, m.State = uint8(r.IntN(12)), uint8(r.IntN(4)), uint8(r.IntN(3))
-			m.Better, m.BetterEpoch = id(ids[r.IntN(len(ids))]), uint32(r.IntN(4))
+			m.Better, m.BetterEpoch = id(nodes[r.IntN(len(nodes))]), uint32(r.IntN(4))
 			m.Hello.HasTree = r.IntN(2) == 0
 			m.Hello.WalkState = uint8(r.IntN(3))
 			m.Hello.Neighbours = []wire.HelloEntry{{ID: id(0x50), Flags: uint8(r.IntN(4))}}
-			from := ids[r.IntN(len(ids))]
+			from := nodes[r.IntN(len(nodes))]
 			if from == 0x50 {
 				continue
 			}
@@ -625,10 +634,20 @@ func TestStepRefuses(t *testing.T) {
 	if err := h.n.Step(0, addr(0x10), &m); err != ErrNotOverlay {
 		t.Errorf("SYNC: %v", err)
 	}
-	f := forward(0x10, 1, 1, 0x20) // does not end with us
-	f.Node, f.Swarm = id(0x10), testSwarm
-	if err := h.n.Step(0, addr(0x10), &f); err == nil {
-		t.Error("malformed FORWARD accepted")
+	for _, path := range [][]wire.NodeID{
+		nil,                   // no sender
+		ids(0x10, 0x20),       // does not end with its sender
+		ids(0x20, 0x20, 0x10), // repeats an id
+		ids(0x20, 0x10, 0x30), // the origin not first
+	} {
+		f := msg(wire.ExtForward, 0x10, 1, 1)
+		f.Path, f.Node, f.Swarm = path, id(0x10), testSwarm
+		if path != nil && path[len(path)-1] == id(0x30) {
+			f.Node, f.Origin = id(0x30), id(0x10)
+		}
+		if err := h.n.Step(0, addr(0x10), &f); !errors.Is(err, ErrMalformed) {
+			t.Errorf("FORWARD with path %v: %v", path, err)
+		}
 	}
 }
 
@@ -722,5 +741,266 @@ func TestNeighbourTableBounded(t *testing.T) {
 	h.run(time.Minute) // all expire
 	if len(h.n.Tree().Neighbours) != 0 {
 		t.Fatalf("%d neighbours left", len(h.n.Tree().Neighbours))
+	}
+}
+
+// bigID is the i-th id of a large subtree, apart from the small ids of the
+// other tests.
+func bigID(i int) wire.NodeID { return wire.NodeID{0, 0, 0, 0, 0, 1, byte(i >> 8), byte(i)} }
+
+// TestReturnInParts: a subtree larger than one datagram comes back in parts
+// that are acknowledged one by one; the child counts once all are in, and
+// its whole subtree routes to it. A node returning a large subtree sends
+// again only the parts not acknowledged.
+func TestReturnInParts(t *testing.T) {
+	h := newHarness(t, 0x50)
+	h.hello(0x10)
+	h.hello(0x60)
+	fw := one(t, h.step(0x10, forward(0x10, 3, 7, 0x50)), wire.ExtForward, 0x60)
+	const size = 2*wire.MaxReturnMembers + 10
+	members := []wire.NodeID{id(0x60)}
+	for i := 1; i < size; i++ {
+		members = append(members, bigID(i))
+	}
+	part := func(p int) wire.Overlay {
+		m := msg(wire.ExtReturn, 0x10, 3, fw.Seq)
+		m.Step, m.Sub, m.Part, m.Parts = fw.Seq+size, wire.Subtree{Size: size, Digest: 77}, uint16(p), 3
+		m.Members = members[p*wire.MaxReturnMembers : min(size, (p+1)*wire.MaxReturnMembers)]
+		return m
+	}
+	for _, p := range []int{2, 0, 2} { // out of order, and a copy
+		a := one(t, h.step(0x60, part(p)), wire.ExtAck, 0x60)
+		if a.Ref != wire.ExtReturn || a.Part != uint16(p) || a.Seq != fw.Seq {
+			t.Fatalf("ACK %+v for part %d", a, p)
+		}
+		if len(h.n.walk.children) != 0 || h.n.walk.state != Working {
+			t.Fatalf("child counted after part %d", p)
+		}
+	}
+	out := h.step(0x60, part(1))
+	one(t, out, wire.ExtAck, 0x60)
+	// No neighbour is left: the token goes back with our subtree, in
+	// parts too.
+	rs := sent(out, wire.ExtReturn, 0x10)
+	if len(rs) != 3 {
+		t.Fatalf("%d RETURN parts to the parent: %v", len(rs), describe(out))
+	}
+	var got []wire.NodeID
+	for i, r := range rs {
+		if r.Msg.Part != uint16(i) || r.Msg.Parts != 3 || r.Msg.Sub.Size != size+1 || r.Msg.Step <= fw.Seq+size {
+			t.Fatalf("RETURN part %d: %+v", i, r.Msg)
+		}
+		got = append(got, r.Msg.Members...)
+	}
+	if len(got) != size+1 || got[0] != id(0x50) || got[1] != id(0x60) || got[size] != bigID(size-1) {
+		t.Fatalf("subtree returned: %d nodes, %v ... %v", len(got), got[:2], got[len(got)-1])
+	}
+	// Part 1 is acknowledged; 0 and 2 are sent again, until they are too.
+	a := msg(wire.ExtAck, 0x10, 3, 7)
+	a.Ref, a.Part = wire.ExtReturn, 1
+	h.step(0x10, a)
+	out = h.run(tT / 2)
+	if rs := sent(out, wire.ExtReturn, 0x10); len(rs) != 2 || rs[0].Msg.Part != 0 || rs[1].Msg.Part != 2 {
+		t.Fatalf("retransmitted %v", describe(out))
+	}
+	for _, p := range []uint16{0, 2} {
+		a.Part = p
+		h.step(0x10, a)
+	}
+	if !h.n.walk.retAcked {
+		t.Fatal("RETURN not done after every part was acknowledged")
+	}
+	if out = h.run(tT); len(sent(out, wire.ExtReturn, 0)) != 0 {
+		t.Fatalf("RETURN after all its ACKs: %v", describe(out))
+	}
+	f := msg(wire.ExtFinished, 0x10, 3, 7)
+	f.Tree = wire.TreeSummary{Depth: 1, Size: size + 2, Digest: 9}
+	h.step(0x10, f)
+	tr := h.n.Tree()
+	if !tr.Valid || len(tr.Children) != 1 || tr.Children[0].Subtree != size {
+		t.Fatalf("tree %+v", tr)
+	}
+	if p, ok := h.n.Route(bigID(size - 1)); !ok || p.ID != id(0x60) {
+		t.Fatalf("route into the subtree: %v %v", p, ok)
+	}
+	// A late copy of a part is acknowledged, not refused.
+	if a := one(t, h.step(0x60, part(2)), wire.ExtAck, 0x60); a.Part != 2 {
+		t.Fatalf("ACK %+v", a)
+	}
+}
+
+// TestReturnMalformed: a RETURN whose parts do not add up is malformed; one
+// that names a node already in the walk (left and walked in again while its
+// old branch lives on) is stale. Either way its sender is given up like a
+// dead child: told, and left out of the tree.
+func TestReturnMalformed(t *testing.T) {
+	for name, c := range map[string]struct {
+		edit      func(m *wire.Overlay)
+		malformed bool
+	}{
+		"size and parts disagree": {func(m *wire.Overlay) { m.Parts = 2 }, true},
+		"short part":              {func(m *wire.Overlay) { m.Sub.Size = 3 }, true},
+		"not the sender first":    {func(m *wire.Overlay) { m.Members[0], m.Members[1] = m.Members[1], m.Members[0] }, true},
+		"part out of range":       {func(m *wire.Overlay) { m.Part = 1 }, true},
+		"zero id":                 {func(m *wire.Overlay) { m.Members[1] = wire.NodeID{} }, true},
+		"names our parent":        {func(m *wire.Overlay) { m.Members[1] = id(0x10) }, false},
+		"names us":                {func(m *wire.Overlay) { m.Members[1] = id(0x50) }, false},
+		"repeats a node":          {func(m *wire.Overlay) { m.Members[1] = id(0x60) }, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, 0x50)
+			h.hello(0x10)
+			h.hello(0x60)
+			fw := one(t, h.step(0x10, forward(0x10, 3, 7, 0x50)), wire.ExtForward, 0x60)
+			r := ret(0x10, 3, fw.Seq, 0x60, 0x61)
+			c.edit(&r)
+			r.Node, r.Swarm = id(0x60), testSwarm
+			err := h.n.Step(h.now, addr(0x60), &r)
+			if c.malformed != errors.Is(err, ErrMalformed) || !c.malformed && err != nil {
+				t.Fatalf("Step: %v", err)
+			}
+			out := h.drain()
+			one(t, out, wire.ExtAbort, 0x60)
+			if h.n.Stats().ChildrenDead != 1 || len(h.n.walk.children) != 0 {
+				t.Fatalf("children %v", h.n.walk.children)
+			}
+			if !c.malformed && h.n.Stats().Stale != 1 {
+				t.Fatalf("stale %d", h.n.Stats().Stale)
+			}
+		})
+	}
+}
+
+// TestTokenSkipsVisited: the token is not offered to a neighbour known to
+// be in the walk: an ancestor the FORWARD names, one whose HELLO shows it in
+// the walk, one in a subtree a child returned. One that nothing shows
+// visited refuses it (RefuseVisited) and the token goes on.
+func TestTokenSkipsVisited(t *testing.T) {
+	h := newHarness(t, 0x50)
+	for _, b := range []byte{0x10, 0x20, 0x30, 0x35, 0x40, 0x45, 0x60} {
+		h.hello(b)
+	}
+	// 0x30 is in the walk of 0x10, epoch 3.
+	m := wire.Overlay{Type: wire.ExtHello, Seq: 2}
+	m.Hello.WalkState, m.Hello.WalkOrigin, m.Hello.WalkEpoch = wire.WalkWorking, id(0x10), 3
+	m.Hello.Neighbours = []wire.HelloEntry{{ID: id(0x50)}}
+	h.step(0x30, m)
+	// Path 0x10 -> 0x20 -> 0x45 -> us: 0x10, 0x20 and 0x45 are ancestors.
+	out := h.step(0x45, forward(0x10, 3, 7, 0x20, 0x45, 0x50))
+	fw := one(t, out, wire.ExtForward, 0x35)
+	if fw.Path[len(fw.Path)-1] != id(0x50) || len(fw.Path) != 4 || fw.Path[0] != id(0x10) {
+		t.Fatalf("path %v", fw.Path)
+	}
+	// 0x35 comes back with 0x40 in its subtree: next is 0x60, which
+	// refuses as visited; then the token goes back up.
+	fw = one(t, h.step(0x35, ret(0x10, 3, fw.Seq, 0x35, 0x40)), wire.ExtForward, 0x60)
+	ref := msg(wire.ExtRefuse, 0x10, 3, fw.Seq)
+	ref.Ref, ref.Reason = wire.ExtForward, wire.RefuseVisited
+	out = h.step(0x60, ref)
+	r := one(t, out, wire.ExtReturn, 0x45)
+	if r.Sub.Size != 3 || len(sent(h.out, wire.ExtForward, 0)) != 2 || h.n.Stats().Bounced != 1 {
+		t.Fatalf("RETURN %+v after %v", r, describe(h.out))
+	}
+}
+
+// TestPathBounded: however deep the walk, a FORWARD names at most PathLen
+// ancestors, the nearest ones.
+func TestPathBounded(t *testing.T) {
+	h := newHarness(t, 0x50)
+	h.hello(0x10)
+	h.hello(0x60)
+	f := msg(wire.ExtForward, 0x01, 3, 7)
+	for i := range PathLen {
+		f.Path = append(f.Path, bigID(i))
+	}
+	f.Path = append(f.Path, id(0x10))
+	fw := one(t, h.step(0x10, f), wire.ExtForward, 0x60)
+	if len(fw.Path) != PathLen || fw.Path[PathLen-1] != id(0x50) || fw.Path[PathLen-2] != id(0x10) || fw.Path[0] != bigID(2) {
+		t.Fatalf("path of %d: %v ... %v", len(fw.Path), fw.Path[0], fw.Path[len(fw.Path)-1])
+	}
+}
+
+// TestPartialHello: a node hearing more neighbours than one HELLO can list
+// sends several, each for one range of ids, together listing every
+// neighbour; a part for other ids says nothing about us.
+func TestPartialHello(t *testing.T) {
+	h := newHarness(t, 0x50)
+	const many = 2*wire.MaxPartialHelloEntries + 5
+	for i := range many {
+		m := wire.Overlay{Type: wire.ExtHello, Swarm: testSwarm, Node: bigID(i), Seq: 1}
+		if err := h.n.Step(h.now, addr(byte(i)), &m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.drain()
+	h.now = h.n.Next()
+	h.n.Tick(h.now)
+	hs := sent(h.drain(), wire.ExtHello, 0)
+	if len(hs) != 3 {
+		t.Fatalf("%d HELLOs for %d neighbours", len(hs), many)
+	}
+	var listed []wire.NodeID
+	next := wire.NodeID{}
+	for i, o := range hs {
+		hl := o.Msg.Hello
+		if !hl.Partial || hl.Lo != next {
+			t.Fatalf("part %d: partial %v from %v, want from %v", i, hl.Partial, hl.Lo, next)
+		}
+		for _, e := range hl.Neighbours {
+			if !hl.Covers(e.ID) {
+				t.Fatalf("part %d lists %v outside [%v, %v]", i, e.ID, hl.Lo, hl.Hi)
+			}
+			listed = append(listed, e.ID)
+		}
+		binary.BigEndian.PutUint64(next[:], binary.BigEndian.Uint64(hl.Hi[:])+1)
+	}
+	if hs[2].Msg.Hello.Hi != (wire.NodeID{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}) || len(listed) != many {
+		t.Fatalf("%d listed, last part up to %v", len(listed), hs[2].Msg.Hello.Hi)
+	}
+
+	// On the receiving side: a part that covers us and lists us makes the
+	// link symmetric, one for other ids leaves it so, one that covers us
+	// without listing us makes it one-way.
+	r := newHarness(t, 0x50)
+	part := func(lo, hi wire.NodeID, list ...wire.NodeID) {
+		m := wire.Overlay{Type: wire.ExtHello, Seq: 1}
+		m.Hello.Partial, m.Hello.Lo, m.Hello.Hi = true, lo, hi
+		for _, x := range list {
+			m.Hello.Neighbours = append(m.Hello.Neighbours, wire.HelloEntry{ID: x, Flags: wire.HelloChild})
+		}
+		r.step(0x10, m)
+	}
+	sym := func() bool { return r.n.neighbour(id(0x10)).symmetric() }
+	part(wire.NodeID{}, id(0x50), id(0x50))
+	if !sym() || !r.n.neighbour(id(0x10)).v.flagsKnown {
+		t.Fatal("listed in a covering part, not symmetric")
+	}
+	part(id(0x51), wire.NodeID{0xff}, id(0x60))
+	if !sym() || !r.n.neighbour(id(0x10)).v.flagsKnown {
+		t.Fatal("a part for other ids changed what the neighbour says about us")
+	}
+	part(wire.NodeID{}, id(0x50), id(0x40))
+	if sym() {
+		t.Fatal("not listed in a covering part, still symmetric")
+	}
+}
+
+// TestNoJoinAsOwnDescendant: a node never joins a walk below itself: not its
+// own walk after calling it off, not one whose FORWARD names it as an
+// ancestor of the sender (both happen while a doomed branch lives on). It
+// refuses as visited, so the sender goes on.
+func TestNoJoinAsOwnDescendant(t *testing.T) {
+	h := newHarness(t, 0x05)
+	h.hello(0x10)
+	h.hello(0x20)
+	for name, f := range map[string]wire.Overlay{
+		"own walk":      forward(0x05, 4, 9, 0x10, 0x05),
+		"named in path": forward(0x01, 4, 9, 0x05, 0x20, 0x05),
+	} {
+		out := h.step(f.Path[len(f.Path)-1][7], f)
+		ref := one(t, out, wire.ExtRefuse, f.Path[len(f.Path)-1][7])
+		if ref.Reason != wire.RefuseVisited || h.n.walk.state != Idle {
+			t.Fatalf("%s: refuse %+v, state %v", name, ref, h.n.walk.state)
+		}
 	}
 }

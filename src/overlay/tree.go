@@ -48,32 +48,31 @@ func (t *tree) removeChild(i int) {
 	}
 }
 
-// digest names a tree by its whole list, so every node of it can tell the
-// tree from another walk with the same origin and epoch.
-func digest(list []wire.WalkEntry) uint64 {
+// subtreeDigest names the subtree of node id with the given children by its
+// shape: the hash of its id and of each child's id, size and digest, in the
+// order they returned the token. The root's is the tree's digest, so every
+// node of a tree can tell it from another walk with the same origin and
+// epoch.
+func subtreeDigest(id wire.NodeID, children []child) uint64 {
 	h := fnv.New64a()
-	var b [10]byte
-	for _, e := range list {
-		copy(b[:8], e.ID[:])
-		binary.BigEndian.PutUint16(b[8:], e.Parent)
+	h.Write(id[:])
+	var b [20]byte
+	for _, c := range children {
+		copy(b[:8], c.id[:])
+		binary.BigEndian.PutUint32(b[8:], c.sub.Size)
+		binary.BigEndian.PutUint64(b[12:], c.sub.Digest)
 		h.Write(b[:])
 	}
 	return h.Sum64()
 }
 
 // install puts a finished tree in force and passes FINISHED on to the
-// children. The subtree of each child is what its excursion added to the
-// list, less the dead.
-func (n *Node) install(now time.Duration, r rank, parent wire.NodeID, parentEdge uint32, children []child, list []wire.WalkEntry, depth, size int, dig uint64) {
+// children, with the nodes of each child's subtree for routing.
+func (n *Node) install(now time.Duration, r rank, parent wire.NodeID, parentEdge uint32, children []child, depth, size int, dig uint64) {
 	t := tree{valid: true, r: r, digest: dig, depth: depth, size: size, parent: parent, parentEdge: parentEdge,
 		route: make(map[wire.NodeID]int)}
 	for _, c := range children {
-		tc := treeChild{id: c.id, edge: c.edge}
-		for i := c.from; i < c.to && i < len(list); i++ {
-			if list[i].Parent != wire.WalkDead {
-				tc.members = append(tc.members, list[i].ID)
-			}
-		}
+		tc := treeChild{id: c.id, edge: c.edge, members: slices.Clone(c.members)}
 		slices.SortFunc(tc.members, wire.NodeID.Compare)
 		for _, id := range tc.members {
 			t.route[id] = len(t.children)
@@ -167,7 +166,7 @@ func (n *Node) onFinished(now time.Duration, from netip.Addr, m *wire.Overlay) {
 	switch {
 	case w.state == Finishing && r == w.r && s == w.parent && m.Seq == w.edge:
 		n.ack(m, from)
-		n.install(now, w.r, s, w.edge, w.children, w.list, int(m.Tree.Depth), int(m.Tree.Size), m.Tree.Digest)
+		n.install(now, w.r, s, w.edge, w.children, int(m.Tree.Depth), int(m.Tree.Size), m.Tree.Digest)
 	case n.tree.valid && n.tree.r == r && n.tree.parent == s && n.tree.parentEdge == m.Seq:
 		n.ack(m, from)
 	default:

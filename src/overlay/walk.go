@@ -9,36 +9,60 @@ import (
 	"ddhcpd/src/wire"
 )
 
-// child is a neighbour that returned the token to us: its excursion is
-// list[from:to] of the walk, its own entry at from.
+// MaxTreeSize bounds the nodes of one tree (and of the subtree a RETURN
+// may announce), so that a peer cannot make us collect ids without end.
+const MaxTreeSize = 1<<16 - 1
+
+// PathLen is how many of the receiver's nearest ancestors a FORWARD carries
+// (at most wire.MaxPathEntries). In a depth-first walk every neighbour that
+// the token holder could find visited already is an ancestor of it or in a
+// subtree it walked itself: the path names the recent ancestors, the
+// returned subtrees the rest of its own part, and the neighbours' HELLOs
+// the ancestors that joined long enough ago. A neighbour missed by all
+// three is asked anyway and answers with a refusal (RefuseVisited).
+const PathLen = 32
+
+// child is a neighbour that returned the token to us, with its subtree.
 type child struct {
-	id       wire.NodeID
-	edge     uint32
-	from, to int
+	id      wire.NodeID
+	edge    uint32
+	sub     wire.Subtree
+	members []wire.NodeID // its subtree, itself first
+}
+
+// returnIn collects the parts of the RETURN we wait for.
+type returnIn struct {
+	step  uint32
+	sub   wire.Subtree
+	parts [][]wire.NodeID // nil where not received yet
+	have  int
 }
 
 // waitState is the FORWARD we are waiting on.
 type waitState struct {
 	id     wire.NodeID
 	edge   uint32
-	index  int // the child's entry in the list
 	acked  bool
 	next   time.Duration // retransmission
 	heard  time.Duration // last sign of life
 	msg    wire.Overlay
 	sentAt time.Duration
+	ret    *returnIn // the parts of its RETURN received so far
 }
 
-// walk is the node's part in one token walk.
+// walk is the node's part in one token walk. The token carries no visited
+// set: each node remembers which of its neighbours are in the walk
+// (inWalk: itself, its ancestors as far as the FORWARD named them, the
+// subtrees its children returned) and which it has tried.
 type walk struct {
-	state   State
-	r       rank
-	parent  wire.NodeID // zero at the origin
-	edge    uint32      // the step of the FORWARD that brought us in
-	step    uint32      // the token's step count
-	list    []wire.WalkEntry
-	visited map[wire.NodeID]bool
-	self    int
+	state  State
+	r      rank
+	parent wire.NodeID // zero at the origin
+	edge   uint32      // the step of the FORWARD that brought us in
+	step   uint32      // the token's step count
+	path   []wire.NodeID
+	inWalk map[wire.NodeID]bool
+	tried  map[wire.NodeID]bool
 
 	children  []child
 	lostChild bool // a child that returned the token was lost since
@@ -50,8 +74,10 @@ type walk struct {
 	waiting bool
 	wait    waitState
 
-	ret      wire.Overlay
-	retAcked bool
+	ret      []wire.Overlay // the parts of our RETURN
+	retGot   []bool         // which of them the parent acknowledged
+	retLeft  int
+	retAcked bool // all of them
 	retNext  time.Duration
 	retSince time.Duration
 
@@ -63,6 +89,15 @@ type walk struct {
 
 func (w *walk) child(id wire.NodeID, edge uint32) int {
 	return slices.IndexFunc(w.children, func(c child) bool { return c.id == id && c.edge == edge })
+}
+
+// size is the number of nodes of our subtree so far.
+func (w *walk) size() int {
+	k := 1
+	for _, c := range w.children {
+		k += int(c.sub.Size)
+	}
+	return k
 }
 
 // edgeRef is an edge of a walk we were part of.
@@ -115,8 +150,8 @@ func (n *Node) startWalk(now time.Duration) {
 	n.walk = walk{
 		state:       Working,
 		r:           rank{n.cfg.Node, e},
-		list:        []wire.WalkEntry{{ID: n.cfg.Node, Parent: wire.WalkRoot}},
-		visited:     map[wire.NodeID]bool{n.cfg.Node: true},
+		inWalk:      map[wire.NodeID]bool{n.cfg.Node: true},
+		tried:       map[wire.NodeID]bool{},
 		joined:      now,
 		parentHeard: now,
 	}
@@ -126,24 +161,29 @@ func (n *Node) startWalk(now time.Duration) {
 	n.advance(now)
 }
 
-// advance is the seed's check: pass the token to the lowest unvisited
-// neighbour that hears us, or, when there is none, return it to the parent
-// (or finish, at the origin).
+// visitedIn reports whether a neighbour's last HELLO shows it in walk r or
+// in the tree r made: then it has been visited.
+func (v *view) visitedIn(r rank) bool {
+	return v.walkState != wire.WalkIdle && v.walk == r || v.hasTree && v.tree == r
+}
+
+// advance is the seed's check: pass the token to the lowest neighbour that
+// hears us and is not known to be in the walk, or, when there is none,
+// return it to the parent (or finish, at the origin).
 func (n *Node) advance(now time.Duration) {
 	w := &n.walk
 	w.waiting = false
-	if len(w.list) < wire.MaxWalkEntries {
+	if w.size() < MaxTreeSize {
 		for _, nb := range n.nbs {
-			if !nb.symmetric() || w.visited[nb.id] {
+			if !nb.symmetric() || w.inWalk[nb.id] || w.tried[nb.id] || nb.v.visitedIn(w.r) {
 				continue
 			}
 			step := n.nextStep()
-			w.list = append(w.list, wire.WalkEntry{ID: nb.id, Parent: uint16(w.self)})
-			w.visited[nb.id] = true
+			w.tried[nb.id] = true
 			m := n.msg(wire.ExtForward, w.r, step)
-			m.Walk = slices.Clone(w.list)
+			m.Path = append(slices.Clone(w.path[max(0, len(w.path)-(PathLen-1)):]), n.cfg.Node)
 			w.waiting = true
-			w.wait = waitState{id: nb.id, edge: step, index: len(w.list) - 1, heard: now, next: now + n.cfg.T/2, msg: m, sentAt: now}
+			w.wait = waitState{id: nb.id, edge: step, heard: now, next: now + n.cfg.T/2, msg: m, sentAt: now}
 			n.send(nb.id, m)
 			return
 		}
@@ -153,22 +193,34 @@ func (n *Node) advance(now time.Duration) {
 		return
 	}
 	w.state = Finishing
-	m := n.msg(wire.ExtReturn, w.r, w.edge)
-	m.Step = n.nextStep()
-	m.Walk = slices.Clone(w.list)
-	w.ret, w.retAcked, w.retNext, w.retSince = m, false, now+n.cfg.T/2, now
-	n.send(w.parent, m)
+	members := []wire.NodeID{n.cfg.Node}
+	for _, c := range w.children {
+		members = append(members, c.members...)
+	}
+	sub := wire.Subtree{Size: uint32(len(members)), Digest: subtreeDigest(n.cfg.Node, w.children)}
+	step := n.nextStep()
+	parts := (len(members) + wire.MaxReturnMembers - 1) / wire.MaxReturnMembers
+	w.ret = make([]wire.Overlay, parts)
+	for i := range w.ret {
+		m := n.msg(wire.ExtReturn, w.r, w.edge)
+		m.Step, m.Sub, m.Part, m.Parts = step, sub, uint16(i), uint16(parts)
+		m.Members = members[i*wire.MaxReturnMembers : min(len(members), (i+1)*wire.MaxReturnMembers)]
+		w.ret[i] = m
+	}
+	w.retGot, w.retLeft, w.retAcked = make([]bool, parts), parts, false
+	w.retNext, w.retSince = now+n.cfg.T/2, now
+	for i := range w.ret {
+		n.send(w.parent, w.ret[i])
+	}
 }
 
-// childDead gives up on the child we wait for: it stays in the list as dead
-// (not in the tree), is told so in case it is alive after all, and the walk
-// goes on.
+// childDead gives up on the child we wait for: it stays out of the tree, is
+// told so in case it is alive after all, and the walk goes on.
 func (n *Node) childDead(now time.Duration, tell bool) {
 	w := &n.walk
 	if !w.waiting {
 		return
 	}
-	w.list[w.wait.index].Parent = wire.WalkDead
 	n.stats.ChildrenDead++
 	if tell {
 		if _, ok := n.peer(w.wait.id); ok {
@@ -181,8 +233,6 @@ func (n *Node) childDead(now time.Duration, tell bool) {
 // notChild goes on without the child we wait for, which answered that it is
 // in the walk already or that our edge is stale.
 func (n *Node) notChild(now time.Duration) {
-	w := &n.walk
-	w.list[w.wait.index].Parent = wire.WalkDead
 	n.advance(now)
 }
 
@@ -219,18 +269,13 @@ func (n *Node) abortWalk(now time.Duration, better rank, toParent bool, except w
 	n.resetMismatches()
 }
 
-// finishWalk ends our own walk: the list is the tree.
+// finishWalk ends our own walk: our subtree is the tree.
 func (n *Node) finishWalk(now time.Duration) {
 	w := n.walk
-	size := 0
-	for _, e := range w.list {
-		if e.Parent != wire.WalkDead {
-			size++
-		}
-	}
+	size := w.size()
 	n.stats.WalksFinished++
 	n.event(Event{Kind: EventWalkFinished, Root: n.cfg.Node, Epoch: w.r.epoch, Size: size})
-	n.install(now, w.r, wire.NodeID{}, 0, w.children, w.list, 0, size, digest(w.list))
+	n.install(now, w.r, wire.NodeID{}, 0, w.children, 0, size, subtreeDigest(n.cfg.Node, w.children))
 }
 
 func (n *Node) onForward(now time.Duration, from netip.Addr, m *wire.Overlay) error {
@@ -239,6 +284,13 @@ func (n *Node) onForward(now time.Duration, from netip.Addr, m *wire.Overlay) er
 	}
 	s, r := m.Node, rank{m.Origin, m.Epoch}
 	w := &n.walk
+	if m.Origin == n.cfg.Node || slices.Contains(m.Path, n.cfg.Node) {
+		// We are the walk's origin or an ancestor of the sender: in the
+		// walk, or out of it (called off here) while a branch below us
+		// lives on, doomed. Either way not a child of the sender.
+		n.refuse(m, from, wire.RefuseVisited, r)
+		return nil
+	}
 	if w.state != Idle && r == w.r {
 		if s == w.parent && m.Seq == w.edge {
 			n.ack(m, from) // a copy of the FORWARD we took
@@ -258,10 +310,10 @@ func (n *Node) onForward(now time.Duration, from netip.Addr, m *wire.Overlay) er
 	if w.state != Idle {
 		n.abortWalk(now, r, true, wire.NodeID{}) // overtaken by a better walk
 	}
-	list := slices.Clone(m.Walk)
-	visited := make(map[wire.NodeID]bool, len(list))
-	for _, e := range list {
-		visited[e.ID] = true
+	inWalk := make(map[wire.NodeID]bool, len(m.Path)+1)
+	inWalk[n.cfg.Node] = true
+	for _, a := range m.Path {
+		inWalk[a] = true
 	}
 	n.walk = walk{
 		state:       Working,
@@ -269,9 +321,9 @@ func (n *Node) onForward(now time.Duration, from netip.Addr, m *wire.Overlay) er
 		parent:      s,
 		edge:        m.Seq,
 		step:        m.Seq,
-		list:        list,
-		visited:     visited,
-		self:        len(list) - 1,
+		path:        slices.Clone(m.Path),
+		inWalk:      inWalk,
+		tried:       map[wire.NodeID]bool{},
 		joined:      now,
 		parentHeard: now,
 		nextWorking: now + n.cfg.T/2,
@@ -283,39 +335,22 @@ func (n *Node) onForward(now time.Duration, from netip.Addr, m *wire.Overlay) er
 	return nil
 }
 
-// validForward checks the list of a FORWARD: it starts at the origin, ends
-// with us as a child of the sender, and every entry's parent comes before
-// it and is alive; ids are distinct and not zero.
+// validForward checks the path of a FORWARD: the receiver's ancestors, the
+// sender last, the origin first if it is named at all; ids distinct and not
+// zero. (A path that names us is well formed, but we cannot join: see
+// onForward.)
 func (n *Node) validForward(m *wire.Overlay) error {
-	l := m.Walk
-	k := len(l)
-	if k < 2 || l[0].ID != m.Origin || l[0].Parent != wire.WalkRoot {
-		return fmt.Errorf("%w: FORWARD does not start at its origin", ErrMalformed)
+	p := m.Path
+	k := len(p)
+	if k == 0 || p[k-1] != m.Node {
+		return fmt.Errorf("%w: FORWARD path does not end with its sender", ErrMalformed)
 	}
-	last := l[k-1]
-	if last.ID != n.cfg.Node || int(last.Parent) >= k-1 || l[last.Parent].ID != m.Node {
-		return fmt.Errorf("%w: FORWARD does not end with us as the sender's child", ErrMalformed)
-	}
-	return validEntries(l, 1, 0, nil)
-}
-
-// validEntries checks l[from:]: parents inside [lo, i) and alive, or dead;
-// ids distinct (also from those in seen) and not zero.
-func validEntries(l []wire.WalkEntry, from, lo int, seen map[wire.NodeID]bool) error {
-	if len(l) > wire.MaxWalkEntries {
-		return fmt.Errorf("%w: %d entries", ErrMalformed, len(l))
-	}
-	ids := make(map[wire.NodeID]bool, len(l))
-	for i, e := range l {
-		if i >= from {
-			if e.ID.IsZero() || ids[e.ID] || seen[e.ID] {
-				return fmt.Errorf("%w: entry %d repeats or is zero", ErrMalformed, i)
-			}
-			if e.Parent != wire.WalkDead && (int(e.Parent) < lo || int(e.Parent) >= i || l[e.Parent].Parent == wire.WalkDead) {
-				return fmt.Errorf("%w: entry %d has parent %d", ErrMalformed, i, e.Parent)
-			}
+	seen := make(map[wire.NodeID]bool, k)
+	for i, a := range p {
+		if a.IsZero() || seen[a] || a == m.Origin && i != 0 {
+			return fmt.Errorf("%w: FORWARD path entry %d", ErrMalformed, i)
 		}
-		ids[e.ID] = true
+		seen[a] = true
 	}
 	return nil
 }
@@ -325,17 +360,36 @@ func (n *Node) onReturn(now time.Duration, from netip.Addr, m *wire.Overlay) err
 	w := &n.walk
 	switch {
 	case w.state == Working && r == w.r && w.waiting && s == w.wait.id && m.Seq == w.wait.edge:
-		if err := n.validReturn(m); err != nil {
+		done, err := n.collectReturn(m)
+		if err != nil {
 			n.childDead(now, true)
 			return err
 		}
-		w.children = append(w.children, child{id: s, edge: m.Seq, from: w.wait.index, to: len(m.Walk)})
-		for _, e := range m.Walk[len(w.list):] {
-			w.visited[e.ID] = true
-		}
-		w.list = slices.Clone(m.Walk)
-		w.step = max(w.step, m.Step)
 		n.ack(m, from)
+		if !done {
+			return nil
+		}
+		in := w.wait.ret
+		if n.overlap(in) {
+			// A node of the subtree is in the walk twice: it left the
+			// walk (aborted, or given up by its parent) and was walked
+			// into it again, while the old branch it was in still
+			// lives on, doomed. Not malformed, but no tree either: go
+			// on without this child, as without a dead one.
+			n.stats.Stale++
+			n.childDead(now, true)
+			return nil
+		}
+		c := child{id: s, edge: m.Seq, sub: in.sub}
+		c.members = make([]wire.NodeID, 0, in.sub.Size)
+		for _, p := range in.parts {
+			c.members = append(c.members, p...)
+		}
+		for _, id := range c.members {
+			w.inWalk[id] = true
+		}
+		w.children = append(w.children, c)
+		w.step = max(w.step, in.step)
 		n.advance(now)
 	case w.state != Idle && r == w.r && w.child(s, m.Seq) >= 0:
 		n.ack(m, from)
@@ -347,15 +401,55 @@ func (n *Node) onReturn(now time.Duration, from netip.Addr, m *wire.Overlay) err
 	return nil
 }
 
-// validReturn checks that a RETURN extends the list we sent with the
-// child's excursion only.
-func (n *Node) validReturn(m *wire.Overlay) error {
+// collectReturn files one part of the RETURN we wait for. Done is true once
+// every part is in. Every part carries the same step, size, digest and count
+// of parts; each but the last holds wire.MaxReturnMembers ids, and the
+// first id is the sender's.
+func (n *Node) collectReturn(m *wire.Overlay) (done bool, err error) {
 	w := &n.walk
-	l := m.Walk
-	if len(l) < len(w.list) || !slices.Equal(l[:len(w.list)], w.list) {
-		return fmt.Errorf("%w: RETURN does not extend our list", ErrMalformed)
+	size := int(m.Sub.Size)
+	parts := (size + wire.MaxReturnMembers - 1) / wire.MaxReturnMembers
+	if size < 1 || size > MaxTreeSize-w.size() || int(m.Parts) != parts || m.Part >= m.Parts {
+		return false, fmt.Errorf("%w: RETURN of %d nodes in %d parts", ErrMalformed, size, m.Parts)
 	}
-	return validEntries(l, len(w.list), w.wait.index, w.visited)
+	if want := min(size-int(m.Part)*wire.MaxReturnMembers, wire.MaxReturnMembers); len(m.Members) != want {
+		return false, fmt.Errorf("%w: RETURN part %d with %d nodes, want %d", ErrMalformed, m.Part, len(m.Members), want)
+	}
+	if m.Part == 0 && m.Members[0] != m.Node {
+		return false, fmt.Errorf("%w: RETURN subtree does not start at its sender", ErrMalformed)
+	}
+	if slices.ContainsFunc(m.Members, wire.NodeID.IsZero) {
+		return false, fmt.Errorf("%w: RETURN names node id zero", ErrMalformed)
+	}
+	in := w.wait.ret
+	if in == nil {
+		in = &returnIn{step: m.Step, sub: m.Sub, parts: make([][]wire.NodeID, parts)}
+		w.wait.ret = in
+	} else if in.step != m.Step || in.sub != m.Sub {
+		return false, fmt.Errorf("%w: RETURN parts disagree", ErrMalformed)
+	}
+	if in.parts[m.Part] == nil {
+		in.parts[m.Part] = slices.Clone(m.Members)
+		in.have++
+	}
+	return in.have == parts, nil
+}
+
+// overlap reports whether a complete RETURN names a node twice, or one that
+// is in the walk already as far as we know (us, our ancestors, our other
+// children's subtrees).
+func (n *Node) overlap(in *returnIn) bool {
+	w := &n.walk
+	seen := make(map[wire.NodeID]bool, in.sub.Size)
+	for _, p := range in.parts {
+		for _, id := range p {
+			if seen[id] || w.inWalk[id] {
+				return true
+			}
+			seen[id] = true
+		}
+	}
+	return false
 }
 
 func (n *Node) onAck(now time.Duration, m *wire.Overlay) {
@@ -367,8 +461,14 @@ func (n *Node) onAck(now time.Duration, m *wire.Overlay) {
 			w.wait.acked, w.wait.heard = true, now
 		}
 	case wire.ExtReturn:
-		if w.state == Finishing && r == w.r && s == w.parent && m.Seq == w.edge && !w.retAcked {
-			w.retAcked, w.parentHeard, w.probeNext = true, now, now+n.cfg.Probe
+		if w.state == Finishing && r == w.r && s == w.parent && m.Seq == w.edge && !w.retAcked && int(m.Part) < len(w.retGot) {
+			if !w.retGot[m.Part] {
+				w.retGot[m.Part] = true
+				w.retLeft--
+			}
+			if w.retLeft == 0 {
+				w.retAcked, w.parentHeard, w.probeNext = true, now, now+n.cfg.Probe
+			}
 		}
 	case wire.ExtWorking:
 		if w.state != Idle && r == w.r && s == w.parent && m.Seq == w.edge {
@@ -420,6 +520,9 @@ func (n *Node) onRefuse(now time.Duration, m *wire.Overlay) {
 			// ours cannot give the partition its tree. Call it off.
 			n.abortWalk(now, better, true, s)
 			return
+		}
+		if m.Reason == wire.RefuseVisited || better == w.r {
+			n.stats.Bounced++
 		}
 		n.notChild(now)
 	case wire.ExtReturn, wire.ExtWorking:
@@ -514,7 +617,11 @@ func (n *Node) walkTimers(now time.Duration) {
 			return
 		}
 		if now >= w.retNext {
-			n.send(w.parent, w.ret)
+			for i := range w.ret {
+				if !w.retGot[i] {
+					n.send(w.parent, w.ret[i])
+				}
+			}
 			w.retNext = now + n.cfg.T/2
 		}
 		return

@@ -51,7 +51,7 @@ func buildTree(b *testing.B, n int, loss float64, seed uint64) (*Network, time.D
 // degree 4, latency 1-100 ms, T = 200 ms), all nodes started at once, in
 // virtual time, with and without 5 % loss: seconds until every node agrees,
 // walks started (all local minima start one; the lowest wins), datagrams and
-// bytes per node until then, and the tree's depth.
+// bytes per node until then, the tree's depth and the largest datagram.
 func BenchmarkOverlayBuild(b *testing.B) {
 	for _, n := range []int{10, 50, 100, 200, 500, 1000} {
 		for _, loss := range []float64{0, 0.05} {
@@ -72,6 +72,7 @@ func BenchmarkOverlayBuild(b *testing.B) {
 				b.ReportMetric(float64(msgs)/float64(n), "msgs/node")
 				b.ReportMetric(float64(bytes)/float64(n), "bytes/node")
 				b.ReportMetric(float64(depth), "depth")
+				b.ReportMetric(float64(o.Traffic().Largest), "max-B")
 			})
 		}
 	}
