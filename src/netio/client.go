@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/net/bpf"
+
+	"ddhcpd/src/nolog"
 )
 
 // Errors of the client side.
@@ -159,7 +161,7 @@ func OpenClients(ctx context.Context, cfg ClientConfig) (*Clients, error) {
 		done:    make(chan struct{}),
 	}
 	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
+		c.log = slog.New(nolog.Handler)
 	}
 	if c.recheck <= 0 {
 		c.recheck = DefaultRecheck
