@@ -156,7 +156,8 @@ func ReadUCI(path string) (*UCIFile, error) {
 
 // pathReason is err without the path the message names anyway.
 func pathReason(err error) string {
-	if pe, ok := errors.AsType[*fs.PathError](err); ok {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
 		return pe.Op + ": " + pe.Err.Error()
 	}
 	return err.Error()

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"ddhcpd/src/nolog"
 )
 
 // startServer serves an echo handler at a fresh path; setup may change the
@@ -44,7 +46,7 @@ func startServer(t *testing.T, dir string, setup func(*Server)) string {
 		}
 		return Fail(CodeUnknownCommand, "unknown command %q", req.Cmd)
 	}
-	s, err := Listen(path, h, slog.New(slog.DiscardHandler))
+	s, err := Listen(path, h, slog.New(nolog.Handler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +67,7 @@ func TestSocketMode(t *testing.T) {
 		t.Fatalf("mode %v %v", st.Mode(), err)
 	}
 	// A second daemon on the same path is refused.
-	if _, err := Listen(path, nil, slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := Listen(path, nil, slog.New(nolog.Handler)); err == nil {
 		t.Error("second listener accepted")
 	}
 }
@@ -277,7 +279,7 @@ func TestForbiddenPeer(t *testing.T) {
 }
 
 func TestDefaultAllowUID(t *testing.T) {
-	s, err := Listen(filepath.Join(t.TempDir(), "s"), nil, slog.New(slog.DiscardHandler))
+	s, err := Listen(filepath.Join(t.TempDir(), "s"), nil, slog.New(nolog.Handler))
 	if err != nil {
 		t.Fatal(err)
 	}

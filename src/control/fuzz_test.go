@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"ddhcpd/src/nolog"
 )
 
 // FuzzRequest sends arbitrary bytes as one request line to a real control
@@ -31,7 +33,7 @@ func FuzzRequest(f *testing.F) {
 		}
 		return Reply{Result: map[string]any{"cmd": req.Cmd, "code": args.Code}}
 	}
-	s, err := Listen(path, h, slog.New(slog.DiscardHandler))
+	s, err := Listen(path, h, slog.New(nolog.Handler))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"ddhcpd/src/control"
+	"ddhcpd/src/nolog"
 )
 
 // fakeDaemon records the requests it gets and answers from canned results.
@@ -54,7 +55,7 @@ func startFake(t *testing.T) *fakeDaemon {
 		}
 		return control.Fail(control.CodeUnknownCommand, "unknown command %q", req.Cmd)
 	}
-	s, err := control.Listen(f.path, h, slog.New(slog.DiscardHandler))
+	s, err := control.Listen(f.path, h, slog.New(nolog.Handler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"ddhcpd/src/dhcp4"
 	"ddhcpd/src/netio"
 	"ddhcpd/src/node"
+	"ddhcpd/src/nolog"
 	"ddhcpd/src/pool"
 	"ddhcpd/src/wire"
 )
@@ -40,7 +41,7 @@ func optionDaemon(t *testing.T) (*Daemon, *slog.LevelVar) {
 	cfg.Always = []uint8{3}
 	d := &Daemon{
 		cfg:      cfg,
-		log:      slog.New(varHandler{slog.DiscardHandler, lv}),
+		log:      slog.New(varHandler{nolog.Handler, lv}),
 		clock:    newClock(),
 		serverID: netip.MustParseAddr("10.0.0.1"),
 	}
@@ -282,7 +283,7 @@ func TestAnswerReadCommands(t *testing.T) {
 
 func TestFixedLogLevel(t *testing.T) {
 	d, _ := optionDaemon(t)
-	d.log = slog.New(slog.DiscardHandler)
+	d.log = slog.New(nolog.Handler)
 	if r := d.answer(control.Request{Cmd: "loglevel"}); r.Error == nil || r.Error.Code != control.CodeUnavailable {
 		t.Errorf("reply %+v", r)
 	}

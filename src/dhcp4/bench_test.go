@@ -68,7 +68,7 @@ func BenchmarkNewClient(b *testing.B) {
 	var buf []byte
 	now := time.Second
 	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
+	for i := range b.N {
 		if i%benchFill == 0 {
 			b.StopTimer()
 			s = benchServer(b)

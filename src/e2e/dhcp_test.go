@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -97,7 +98,7 @@ type probeResult struct {
 // run runs the probe in client namespace k.
 func (l *dhcpLab) run(k int, args ...string) probeResult {
 	l.t.Helper()
-	out, err := l.clients[k].Run(l.t.Context(), l.probe, append([]string{"-i", "eth0"}, args...)...)
+	out, err := l.clients[k].Run(context.Background(), l.probe, append([]string{"-i", "eth0"}, args...)...)
 	var r probeResult
 	if jerr := json.Unmarshal(out, &r); jerr != nil {
 		l.t.Fatalf("probe %v: %v %v: %s", args, err, jerr, out)
@@ -531,7 +532,7 @@ func TestHook(t *testing.T) {
 		}
 	}
 	// A hostname with shell syntax (option 12) is passed as one argument.
-	if _, err := l.clients[0].Run(t.Context(), "udhcpc", "-i", "eth0", "-q", "-n", "-t", "10", "-T", "2",
+	if _, err := l.clients[0].Run(context.Background(), "udhcpc", "-i", "eth0", "-q", "-n", "-t", "10", "-T", "2",
 		"-s", "/bin/true", "-x", "hostname:"+evil); err != nil {
 		t.Fatalf("udhcpc: %v", err)
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -111,7 +112,7 @@ func (m *meshLab) move(name, router string) {
 
 func (m *meshLab) probeRun(client string, args ...string) probeResult {
 	m.t.Helper()
-	out, err := m.clients[client].ns.Run(m.t.Context(), m.probe, append([]string{"-i", "eth0"}, args...)...)
+	out, err := m.clients[client].ns.Run(context.Background(), m.probe, append([]string{"-i", "eth0"}, args...)...)
 	var r probeResult
 	if jerr := json.Unmarshal(out, &r); jerr != nil || r.Error != "" {
 		m.t.Fatalf("probe %v: %v %v %s %s", args, err, jerr, r.Error, out)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -56,7 +57,7 @@ func TestMeshSpoofing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := x.Run(t.Context(), m.probe, "-i", "eth0", "udp6", c.src, "ff02::1234", "1234", hex.EncodeToString(b))
+		out, err := x.Run(context.Background(), m.probe, "-i", "eth0", "udp6", c.src, "ff02::1234", "1234", hex.EncodeToString(b))
 		if err != nil {
 			t.Fatalf("send: %v %s", err, out)
 		}

@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"ddhcpd/src/nolog"
 )
 
 // Defaults of Config.
@@ -100,7 +102,7 @@ func New(cfg Config) (*Runner, error) {
 		kill:  make(chan struct{}),
 	}
 	if r.log == nil {
-		r.log = slog.New(slog.DiscardHandler)
+		r.log = slog.New(nolog.Handler)
 	}
 	for range cfg.MaxRunning {
 		r.wg.Add(1)

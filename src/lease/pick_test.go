@@ -387,7 +387,7 @@ func BenchmarkPick(b *testing.B) {
 			pick func(*Table, Client) (netip.Addr, bool)
 		}{{"bitmap", (*Table).Pick}, {"linear", pickLinear}} {
 			b.Run(fill.name+"/"+impl.name, func(b *testing.B) {
-				for i := 0; b.Loop(); i++ {
+				for i := range b.N {
 					c := Client{Key: ClientKey(fmt.Sprint("new", r.Uint64())), HW: net.HardwareAddr{2, 2, 0, byte(i >> 16), byte(i >> 8), byte(i)}}
 					if _, ok := impl.pick(tab, c); !ok {
 						b.Fatal("nothing picked")
@@ -418,7 +418,8 @@ func BenchmarkChanges(b *testing.B) {
 	}
 	tab.Changes()
 	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
+	b.ResetTimer()
+	for i := range b.N {
 		b.StopTimer()
 		for _, c := range cs[(i%4)*10000:][:10000] {
 			l := tab.Current(c)

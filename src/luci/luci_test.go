@@ -167,14 +167,14 @@ func TestStatusPage(t *testing.T) {
 	// markup (it must show as text).
 	const probeMAC = "02:00:00:00:00:01"
 	const hostile = "<b>phone</b>"
-	out, err := clients[0].Run(t.Context(), probe, "-i", "eth0", "-mac", probeMAC, "dora")
+	out, err := clients[0].Run(context.Background(), probe, "-i", "eth0", "-mac", probeMAC, "dora")
 	var ack struct{ Type, Yiaddr, Error string }
 	if jerr := json.Unmarshal(out, &ack); jerr != nil || ack.Type != "ACK" {
 		t.Fatalf("probe dora: %v %v %s", err, jerr, out)
 	}
 	wantHosts := map[string]string{probeMAC: ""}
 	for k, name := range map[int]string{1: "laptop", 2: hostile} {
-		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		out, err := clients[k].Run(ctx, "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "8", "-T", "2",
 			"-s", "/bin/true", "-x", "hostname:"+name)
 		cancel()
@@ -392,7 +392,7 @@ func checkPageServes(t *testing.T, pageURL string) {
 func installPlugin(t *testing.T, daemon string) string {
 	t.Helper()
 	target := daemon
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	out, err := exec.CommandContext(ctx, daemon, "list").Output()
 	cancel()
 	var sigs map[string]any

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/net/bpf"
+
+	"ddhcpd/src/nolog"
 )
 
 // Errors of the client side.
@@ -154,7 +156,7 @@ func OpenClients(ctx context.Context, cfg ClientConfig) (*Clients, error) {
 		done:   make(chan struct{}),
 	}
 	if c.log == nil {
-		c.log = slog.New(slog.DiscardHandler)
+		c.log = slog.New(nolog.Handler)
 	}
 	qlen := cfg.QueueLen
 	if qlen <= 0 {

@@ -1,6 +1,7 @@
 package netio_test
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -264,7 +265,7 @@ func TestClientRelay(t *testing.T) {
 	nr.AddAddr("r1", "10.9.1.254/24")
 	nx.AddAddr("x0", "10.9.1.2/24")
 	nx.IP("route", "add", "default", "via", "10.9.1.254")
-	if _, err := nr.Run(t.Context(), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"); err != nil {
+	if _, err := nr.Run(context.Background(), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"); err != nil {
 		t.Fatal(err)
 	}
 

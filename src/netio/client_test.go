@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"ddhcpd/src/nolog"
 )
 
 func TestClientConfigValidate(t *testing.T) {
@@ -182,7 +184,7 @@ func auxData(t *testing.T, status uint32) []byte {
 // TestClientHandle feeds frames to the receive path as the reader would and
 // checks what is queued and what is counted.
 func TestClientHandle(t *testing.T) {
-	c := &Clients{log: slog.New(slog.DiscardHandler), packets: make(chan ClientPacket, 2)}
+	c := &Clients{log: slog.New(nolog.Handler), packets: make(chan ClientPacket, 2)}
 	s := &clientSock{ifname: "br-client", mac: macB}
 	host := &unix.SockaddrLinklayer{Pkttype: unix.PACKET_HOST}
 	bcast := &unix.SockaddrLinklayer{Pkttype: unix.PACKET_BROADCAST}

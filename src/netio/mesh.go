@@ -26,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"ddhcpd/src/nolog"
 )
 
 // Ports of the inter-node protocol.
@@ -161,7 +163,7 @@ func OpenMesh(ctx context.Context, cfg MeshConfig) (*Mesh, error) {
 		done:  make(chan struct{}),
 	}
 	if m.log == nil {
-		m.log = slog.New(slog.DiscardHandler)
+		m.log = slog.New(nolog.Handler)
 	}
 	if len(m.ports) == 0 {
 		m.ports = []uint16{McastPort, UnicastPort, ExtPort}

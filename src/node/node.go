@@ -12,7 +12,6 @@
 package node
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +24,7 @@ import (
 	"ddhcpd/src/claim"
 	"ddhcpd/src/dhcp4"
 	"ddhcpd/src/lease"
+	"ddhcpd/src/nolog"
 	"ddhcpd/src/overlay"
 	"ddhcpd/src/pool"
 	"ddhcpd/src/wire"
@@ -130,7 +130,7 @@ func New(cfg Config, rng *rand.Rand, now time.Duration) (*Node, error) {
 		c:       newCounters(),
 	}
 	if n.log == nil {
-		n.log = slog.New(discard{})
+		n.log = slog.New(nolog.Handler)
 	}
 	cc := cfg.Claim
 	cc.Node, cc.Swarm = n.id, n.swarm
@@ -531,12 +531,3 @@ func (n *Node) Act(now time.Duration, fn func(e *claim.Engine)) {
 	fn(n.eng)
 	n.settle(now)
 }
-
-// discard is a slog handler that drops everything (slog.DiscardHandler is
-// Go 1.24).
-type discard struct{}
-
-func (discard) Enabled(context.Context, slog.Level) bool  { return false }
-func (discard) Handle(context.Context, slog.Record) error { return nil }
-func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discard) WithGroup(string) slog.Handler           { return d }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"ddhcpd/src/control"
+	"ddhcpd/src/nolog"
 )
 
 // fakeDaemon answers the control socket with canned results; a command
@@ -30,7 +31,7 @@ func fakeDaemon(t *testing.T, results map[string]any) string {
 		}
 		return control.Reply{Result: r}
 	}
-	s, err := control.Listen(path, h, slog.New(slog.DiscardHandler))
+	s, err := control.Listen(path, h, slog.New(nolog.Handler))
 	if err != nil {
 		t.Fatal(err)
 	}

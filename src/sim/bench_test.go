@@ -98,7 +98,7 @@ func runJoin(b *testing.B, nodes int, seed uint64) joinResult {
 func benchmarkJoin(b *testing.B, nodes int) {
 	var res joinResult
 	seed := uint64(1)
-	for b.Loop() {
+	for range b.N {
 		res = runJoin(b, nodes, seed)
 		seed++
 	}

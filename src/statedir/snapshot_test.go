@@ -203,7 +203,8 @@ func BenchmarkStateWrite(b *testing.B) {
 		var snap Snapshot
 		snap.Apply(ls, nil, true)
 		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
+		b.ResetTimer()
+		for i := range b.N {
 			changed := ls[(i*100)%len(ls):][:100]
 			snap.Apply(changed, nil, false)
 			w := bufio.NewWriterSize(io.Discard, 64<<10)
@@ -215,7 +216,7 @@ func BenchmarkStateWrite(b *testing.B) {
 	})
 	b.Run("records+json", func(b *testing.B) {
 		b.ReportAllocs()
-		for b.Loop() {
+		for range b.N {
 			s := st
 			s.Leases = Records(time.Minute, ls)
 			if _, err := json.Marshal(s); err != nil {
