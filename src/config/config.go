@@ -256,7 +256,15 @@ func newFlagSet(c *Config, v *flagVars) *flag.FlagSet {
 	})
 	fs.Func("s", "", integer(&c.SpareLeases, 0, 1<<20))
 	fs.Func("t", "", seconds(&c.TentativeTimeout, 2, 3600))
-	fs.Func("B", "", seconds(&c.BlockTimeout, 1, 65535))
+	fs.Func("B", "", func(s string) error {
+		// The C ddhcpd reads -B with strtoul(s, NULL, 0): 0x3c and 074 are 60.
+		n, err := ParseCNumber(s, 16)
+		if err != nil || n < 1 {
+			return errors.New("want whole seconds 1..65535")
+		}
+		c.BlockTimeout = time.Duration(n) * time.Second
+		return nil
+	})
 	fs.Func("n", "", seconds(&c.NeedlessTimeout, 0, 1<<24))
 	fs.BoolFunc("L", "", func(string) error { c.LearningTime = 0; return nil })
 	fs.BoolFunc("S", "", func(string) error { c.NoDHCP = true; return nil })
@@ -571,8 +579,10 @@ func expandClusters(args []string) []string {
 }
 
 // ParseOption parses the C ddhcpd's CODE:LEN:B1.B2... form; LEN must match
-// the number of bytes. Bytes are decimal, as in the C examples
-// ("3:4:10.116.254.254").
+// the number of bytes. CODE and LEN are decimal (the C code reads them with
+// atoi); each byte is read as C's strtoul with base 0 reads it: decimal
+// ("3:4:10.116.254.254"), 0x hexadecimal ("3:4:0x0a.0x74.0xfe.0xfe") or,
+// with a leading 0, octal ("3:4:012.0164.0376.0376").
 func ParseOption(s string) (Option, error) {
 	parts := strings.SplitN(s, ":", 3)
 	if len(parts) != 3 {
@@ -580,18 +590,18 @@ func ParseOption(s string) (Option, error) {
 	}
 	code, err := strconv.Atoi(parts[0])
 	if err != nil || code < 1 || code > 254 {
-		return Option{}, errors.New("option code must be 1..254")
+		return Option{}, fmt.Errorf("option code %q: want a decimal 1..254", parts[0])
 	}
 	n, err := strconv.Atoi(parts[1])
 	if err != nil || n < 0 || n > 255 {
-		return Option{}, errors.New("option length must be 0..255")
+		return Option{}, fmt.Errorf("option length %q: want a decimal 0..255", parts[1])
 	}
 	var data []byte
 	if parts[2] != "" {
 		for _, f := range strings.Split(parts[2], ".") {
-			v, err := strconv.Atoi(f)
-			if err != nil || v < 0 || v > 255 {
-				return Option{}, fmt.Errorf("option byte %q is not 0..255", f)
+			v, err := ParseCNumber(f, 8)
+			if err != nil {
+				return Option{}, fmt.Errorf("option byte %q is not 0..255 (decimal, 0x hex or 0 octal)", f)
 			}
 			data = append(data, byte(v))
 		}
@@ -600,4 +610,23 @@ func ParseOption(s string) (Option, error) {
 		return Option{}, fmt.Errorf("option length %d but %d bytes given", n, len(data))
 	}
 	return Option{Code: uint8(code), Data: data}, nil
+}
+
+// ParseCNumber reads an unsigned number of at most bits bits the way C's
+// strtoul with base 0 reads one: 0x or 0X and hexadecimal digits, a leading
+// 0 and octal digits, or decimal digits. Unlike strtoul it refuses a sign,
+// blanks, trailing characters and values that do not fit, rather than
+// wrapping or stopping early; Go's own forms (0o, 0b, _) are refused too.
+func ParseCNumber(s string, bits int) (uint64, error) {
+	base, digits := 10, s
+	switch {
+	case len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X"):
+		base, digits = 16, s[2:]
+	case len(s) > 1 && s[0] == '0':
+		base, digits = 8, s[1:]
+	}
+	if digits == "" || strings.ContainsAny(digits, "+-_") {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	return strconv.ParseUint(digits, base, bits)
 }

@@ -46,6 +46,40 @@ func TestCFlags(t *testing.T) {
 	}
 }
 
+// TestCNumbers: the option bytes of -o, and -B, are read as the C ddhcpd
+// reads them with strtoul(s, NULL, 0): decimal, 0x hexadecimal, 0 octal.
+func TestCNumbers(t *testing.T) {
+	for _, tt := range []struct {
+		opt  string
+		want string
+	}{
+		{"3:4:10.116.254.254", "\x0a\x74\xfe\xfe"},
+		{"3:4:0x0a.0x74.0xfe.0xFE", "\x0a\x74\xfe\xfe"},
+		{"3:4:0X0A.0X74.0XFE.0Xfe", "\x0a\x74\xfe\xfe"},
+		{"3:4:012.0164.0376.0376", "\x0a\x74\xfe\xfe"},
+		{"3:4:0.00.0x0.000", "\x00\x00\x00\x00"},
+		{"3:4:10.0x74.0376.254", "\x0a\x74\xfe\xfe"},
+		{"51:4:0.0.0x01.0x2c", "\x00\x00\x01\x2c"},
+		{"012:1:1", "\x01"}, // the code is decimal 12, as atoi reads it
+	} {
+		o, err := ParseOption(tt.opt)
+		if err != nil || string(o.Data) != tt.want {
+			t.Errorf("%s: %q %v, want %q", tt.opt, o.Data, err, tt.want)
+		}
+	}
+	if o, _ := ParseOption("012:1:1"); o.Code != 12 {
+		t.Errorf("012:1:1: code %d, want 12", o.Code)
+	}
+	// On the command line, with the lease time taken from option 51.
+	c, err := Parse([]string{"-o", "51:4:0.0.0x01.054", "-o", "3:4:0x0a.0164.0376.254", "-B", "0x3c", "-N", "10.0.0.0/24"})
+	if err != nil || c.LeaseTime != 300*time.Second || c.BlockTimeout != time.Minute || string(c.Options[1].Data) != "\x0a\x74\xfe\xfe" {
+		t.Errorf("%v %v %v %v", c.LeaseTime, c.BlockTimeout, c.Options, err)
+	}
+	if c, err := Parse([]string{"-B", "074"}); err != nil || c.BlockTimeout != time.Minute {
+		t.Errorf("-B 074: %v %v", c.BlockTimeout, err)
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	tests := []struct {
 		args  string
@@ -64,6 +98,16 @@ func TestBadFlags(t *testing.T) {
 		{"-o 3:4:10.0.0", "o", "3:4:10.0.0"},
 		{"-o 300:1:1", "o", "300:1:1"},
 		{"-o 3:1:256", "o", "3:1:256"},
+		{"-o 3:1:0x100", "o", "3:1:0x100"}, // C: wraps to 0
+		{"-o 3:1:08", "o", "3:1:08"},       // C: reads 0 and stops at the 8
+		{"-o 3:1:-1", "o", "3:1:-1"},       // C: 255
+		{"-o 3:1:0b1", "o", "3:1:0b1"},     // Go's forms are not C's
+		{"-o 3:1:0o1", "o", "3:1:0o1"},
+		{"-o 3:1:1_0", "o", "3:1:1_0"},
+		{"-o 3:1:0x", "o", "3:1:0x"},
+		{"-o 0x3:1:1", "o", "0x3:1:1"}, // code and length are decimal (atoi)
+		{"-B 0x", "B", "0x"},
+		{"-B 0x10000", "B", "0x10000"},
 		{"-reserve 10.0.0.9-10.0.0.1", "reserve", "10.0.0.9-10.0.0.1"},
 		{"-x", "x", ""},
 		{"-i", "i", ""},

@@ -222,8 +222,9 @@ func uciDuration(s string) string {
 
 // uciSeconds lets a flag taking whole seconds be given a duration as well.
 func uciSeconds(s string) string {
-	if _, err := strconv.ParseUint(s, 10, 64); err == nil {
-		return s
+	// Decimal, also with leading zeros: -B would read "010" as C octal.
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+		return strconv.FormatUint(n, 10)
 	}
 	if d, err := time.ParseDuration(s); err == nil && d%time.Second == 0 {
 		return strconv.FormatInt(int64(d/time.Second), 10)
