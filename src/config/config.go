@@ -30,6 +30,7 @@ const (
 	DefaultSizeExp         = 5
 	DefaultControlSocket   = "/var/run/ddhcpd.sock"
 	DefaultStateDir        = "/tmp/ddhcpd"
+	DefaultSyslogSocket    = "/dev/log"
 )
 
 // Config is the daemon's whole configuration.
@@ -66,6 +67,9 @@ type Config struct {
 	PersistEvery  time.Duration // least time between writes of that copy
 	LogLevel      slog.Level
 	Overlay       bool // spanning-tree overlay for routed meshes (-overlay, UCI "overlay")
+
+	// How the process runs; command line only.
+	Syslog string // -syslog[=SOCKET]: log to this syslog socket with real priorities
 
 	UCIFile     string  // -uci: the UCI file read first; Reload reads it again
 	CheckConfig bool    // -check-config: validate, report and exit
@@ -169,6 +173,8 @@ const Usage = `usage: ddhcpd [flags]
   -check-config          validate the configuration, print every problem and exit
   -overlay               spanning-tree overlay for routed meshes: relay claims along a
                          tree of the nodes heard on the mesh interfaces (-i, repeatable)
+  -syslog[=SOCKET]       log to the syslog socket (default /dev/log) with each line's
+                         priority (debug, info, notice, warning, err), facility daemon
 `
 
 // Parse reads the command line. It returns ErrHelp or ErrVersion for -h and
@@ -359,7 +365,35 @@ func newFlagSet(c *Config, v *flagVars) *flag.FlagSet {
 	fs.StringVar(&c.UCIFile, "uci", c.UCIFile, "")
 	fs.BoolVar(&c.CheckConfig, "check-config", c.CheckConfig, "")
 	fs.BoolVar(&c.Overlay, "overlay", c.Overlay, "")
+	fs.Var(syslogFlag{&c.Syslog}, "syslog", "")
 	return fs
+}
+
+// syslogFlag is -syslog (the default socket), -syslog=SOCKET or
+// -syslog=false.
+type syslogFlag struct{ dst *string }
+
+func (f syslogFlag) IsBoolFlag() bool { return true }
+
+func (f syslogFlag) String() string {
+	if f.dst == nil {
+		return ""
+	}
+	return *f.dst
+}
+
+func (f syslogFlag) Set(s string) error {
+	switch s {
+	case "true":
+		*f.dst = DefaultSyslogSocket
+	case "false":
+		*f.dst = ""
+	case "":
+		return errors.New("want the syslog socket's path")
+	default:
+		*f.dst = s
+	}
+	return nil
 }
 
 // parse is Parse; a non-empty uciPath replaces the command line's -uci
@@ -545,6 +579,12 @@ func flagError(err error) error {
 	// The flag package reports `invalid value "V" for flag -X: REASON` and
 	// `flag provided but not defined: -X`.
 	msg := err.Error()
+	// ... and `invalid boolean value "V" for -X: REASON` for boolean flags.
+	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
+		value, rest, _ := strings.Cut(strings.TrimPrefix(rest, `"`), `" for -`)
+		name, reason, _ := strings.Cut(rest, ": ")
+		return &Error{Flag: name, Value: value, Reason: reason}
+	}
 	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
 		value, rest, _ := strings.Cut(strings.TrimPrefix(rest, `"`), `" for flag -`)
 		name, reason, _ := strings.Cut(rest, ": ")

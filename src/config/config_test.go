@@ -80,6 +80,28 @@ func TestCNumbers(t *testing.T) {
 	}
 }
 
+func TestSyslogFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"-syslog"}, "/dev/log"},
+		{[]string{"-syslog=/tmp/log"}, "/tmp/log"},
+		{[]string{"-syslog", "-syslog=false"}, ""},
+		{[]string{"-Lv", "-syslog", "-S"}, "/dev/log"},
+	} {
+		c, err := Parse(tt.args)
+		if err != nil || c.Syslog != tt.want {
+			t.Errorf("%q: %q %v, want %q", tt.args, c.Syslog, err, tt.want)
+		}
+	}
+	var ce *Error
+	if _, err := Parse([]string{"-syslog="}); !errors.As(err, &ce) || ce.Flag != "syslog" {
+		t.Errorf("-syslog=: %v", err)
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	tests := []struct {
 		args  string

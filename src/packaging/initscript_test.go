@@ -285,7 +285,7 @@ func TestInitScriptStart(t *testing.T) {
 			}
 			in := s.instances[0]
 			want := map[string][]string{
-				"command":       {e.prog, "-uci", e.confFile()},
+				"command":       {e.prog, "-uci", e.confFile(), "-syslog"},
 				"stdout":        {"1"},
 				"stderr":        {"1"},
 				"file":          {e.confFile()},
@@ -485,8 +485,14 @@ func TestInitScriptWithDaemon(t *testing.T) {
 	on := regexp.MustCompile(`(?m)^(\s*option enabled )'0'`).ReplaceAllString(shipped, "${1}'1'")
 	writeFile(t, e.confFile(), on, 0o600)
 	r = e.run(t, sh, "start")
-	if svcs := r.services(t); len(svcs) != 1 || len(svcs[0].instances) != 1 {
-		t.Errorf("enabled shipped config: %+v, want one instance\n%q", svcs, r.logs)
+	svcs := r.services(t)
+	if len(svcs) != 1 || len(svcs[0].instances) != 1 {
+		t.Fatalf("enabled shipped config: %+v, want one instance\n%q", svcs, r.logs)
+	}
+	// The daemon accepts the command line the script gives procd.
+	command := svcs[0].instances[0]["command"]
+	if probe := run(t, 30*time.Second, e.dir, nil, append(command, "-check-config")...); probe.err != nil || strings.TrimSpace(probe.stdout) != "ok" {
+		t.Errorf("%q -check-config: %v\n%s%s", command, probe.err, probe.stdout, probe.stderr)
 	}
 
 	// Invalid: not started, and the daemon's reason is in the log.

@@ -15,6 +15,7 @@ import (
 	"ddhcpd/src/config"
 	"ddhcpd/src/ctl"
 	"ddhcpd/src/daemon"
+	"ddhcpd/src/logging"
 	"ddhcpd/src/rpcd"
 )
 
@@ -65,7 +66,9 @@ func run(args []string) int {
 	// daemon finds the variable through the handler's LevelVar method.
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
-	log := slog.New(levelHandler{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}), level})
+	handler, closeLog := logHandler(cfg.Syslog, level)
+	defer closeLog()
+	log := slog.New(handler)
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration", "warning", w)
 	}
@@ -80,10 +83,17 @@ func run(args []string) int {
 	return 0
 }
 
-// levelHandler is a log handler with a run-time level the daemon can set.
-type levelHandler struct {
-	slog.Handler
-	level *slog.LevelVar
+// logHandler chooses where the log goes: to the syslog socket with
+// -syslog (the procd init script gives it: procd would log every line of
+// stderr as daemon.err), to stderr with "<N>" priority prefixes when stderr
+// is systemd's journal stream, else to stderr as plain lines.
+func logHandler(syslogSocket string, level *slog.LevelVar) (*logging.Handler, func()) {
+	switch {
+	case syslogSocket != "":
+		h, s := logging.NewSyslog(syslogSocket, "ddhcpd", os.Stderr, level)
+		return h, func() { s.Close() }
+	case logging.JournalStream(os.Getenv("JOURNAL_STREAM"), os.Stderr):
+		return logging.NewJournal(os.Stderr, level), func() {}
+	}
+	return logging.NewText(os.Stderr, level), func() {}
 }
-
-func (h levelHandler) LevelVar() *slog.LevelVar { return h.level }
