@@ -69,7 +69,9 @@ type Config struct {
 	Overlay       bool // spanning-tree overlay for routed meshes (-overlay, UCI "overlay")
 
 	// How the process runs; command line only.
-	Syslog string // -syslog[=SOCKET]: log to this syslog socket with real priorities
+	Syslog    string // -syslog[=SOCKET]: log to this syslog socket with real priorities
+	Daemonize bool   // -d: detach from the terminal (C's daemon(0, 0)); -D: stay in the foreground
+	PidFile   string // -pid-file: write the daemon's pid here
 
 	UCIFile     string  // -uci: the UCI file read first; Reload reads it again
 	CheckConfig bool    // -check-config: validate, report and exit
@@ -147,6 +149,8 @@ const Usage = `usage: ddhcpd [flags]
   -H CMD       hook command, run as CMD EVENT ARGS...
   -C PATH      control socket (default /var/run/ddhcpd.sock)
   -v           more verbose, repeatable (default warnings)
+  -d           run in the background, detached from the terminal (logs go to syslog)
+  -D           run in the foreground (the default)
   -V           print the version
   -h           this help
   -state DIR             state directory for the node id (default /tmp/ddhcpd)
@@ -173,6 +177,7 @@ const Usage = `usage: ddhcpd [flags]
   -check-config          validate the configuration, print every problem and exit
   -overlay               spanning-tree overlay for routed meshes: relay claims along a
                          tree of the nodes heard on the mesh interfaces (-i, repeatable)
+  -pid-file FILE         write the daemon's pid to FILE (removed at exit)
   -syslog[=SOCKET]       log to the syslog socket (default /dev/log) with each line's
                          priority (debug, info, notice, warning, err), facility daemon
 `
@@ -290,6 +295,9 @@ func newFlagSet(c *Config, v *flagVars) *flag.FlagSet {
 		}
 		return nil
 	})
+	fs.BoolFunc("d", "", func(string) error { c.Daemonize = true; return nil })
+	fs.BoolFunc("D", "", func(string) error { c.Daemonize = false; return nil })
+	fs.StringVar(&c.PidFile, "pid-file", c.PidFile, "")
 	fs.BoolVar(&v.version, "V", false, "")
 	fs.BoolVar(&v.help, "h", false, "")
 	fs.StringVar(&c.StateDir, "state", c.StateDir, "")
@@ -607,7 +615,7 @@ func expandClusters(args []string) []string {
 		if a == "--" {
 			return append(out, args[i:]...)
 		}
-		if len(a) > 2 && a[0] == '-' && a[1] != '-' && strings.Trim(a[1:], "LSvVh") == "" {
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' && strings.Trim(a[1:], "LSvVhdD") == "" {
 			for _, r := range a[1:] {
 				out = append(out, "-"+string(r))
 			}

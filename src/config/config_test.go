@@ -80,6 +80,50 @@ func TestCNumbers(t *testing.T) {
 	}
 }
 
+// TestDaemonFlags: -d detaches and -D stays in the foreground; the last one
+// given wins, as in the C ddhcpd; both cluster with the other C flags.
+func TestDaemonFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args string
+		want bool
+	}{
+		{"", false},
+		{"-d", true},
+		{"-D", false},
+		{"-d -D", false},
+		{"-D -d", true},
+		{"-Ld", true},
+		{"-dLv", true},
+		{"-dD", false},
+	} {
+		c, err := Parse(strings.Fields(tt.args))
+		if err != nil || c.Daemonize != tt.want {
+			t.Errorf("%q: daemonize %v %v, want %v", tt.args, c.Daemonize, err, tt.want)
+		}
+	}
+	c, err := Parse([]string{"-pid-file", "/var/run/ddhcpd.pid"})
+	if err != nil || c.PidFile != "/var/run/ddhcpd.pid" {
+		t.Errorf("-pid-file: %q %v", c.PidFile, err)
+	}
+}
+
+// TestGluonCommandLine: the command line the gluon package's init script
+// (ffgraz-ddhcpd) builds from its UCI file: -D first, every setting as a C
+// flag, the hook, the raw options.
+func TestGluonCommandLine(t *testing.T) {
+	args := strings.Fields(`-D -s 2 -b 2 -B 300 -c local-node -i mmfd0 -N 10.187.124.0/22 -t 15 -H /etc/ddhcpd.hook -o 51:4:0.0.1.44 -o 54:4:10.187.127.254 -o 1:4:255.255.252.0 -o 3:4:10.187.127.254 -o 6:4:10.187.127.254`)
+	c, err := Parse(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Daemonize || c.SpareLeases != 2 || c.SizeExp != 2 || c.BlockTimeout != 300*time.Second ||
+		!slices.Equal(c.ClientInterfaces, []string{"local-node"}) || !slices.Equal(c.MeshInterfaces, []string{"mmfd0"}) ||
+		c.Pool.String() != "10.187.124.0/22" || c.TentativeTimeout != 15*time.Second || c.Hook != "/etc/ddhcpd.hook" ||
+		c.LeaseTime != 300*time.Second || len(c.Options) != 5 {
+		t.Errorf("%+v", c)
+	}
+}
+
 func TestSyslogFlag(t *testing.T) {
 	for _, tt := range []struct {
 		args []string

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -157,5 +159,160 @@ func TestJournal(t *testing.T) {
 				t.Errorf("no start line in %q", text)
 			}
 		})
+	}
+}
+
+// syslogListener is a unixgram socket standing in for /dev/log.
+func syslogListener(t *testing.T, dir string) (*net.UnixConn, string) {
+	t.Helper()
+	sock := filepath.Join(dir, "log")
+	srv, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, sock
+}
+
+// waitLine reads datagrams until one from pid contains want.
+func waitLine(t *testing.T, srv *net.UnixConn, pid int, want string) string {
+	t.Helper()
+	b := make([]byte, 4096)
+	srv.SetReadDeadline(time.Now().Add(10 * time.Second))
+	tag := fmt.Sprintf(" ddhcpd[%d]: ", pid)
+	for {
+		n, err := srv.Read(b)
+		if err != nil {
+			t.Fatalf("no %q from pid %d: %v", want, pid, err)
+		}
+		if d := string(b[:n]); strings.Contains(d, tag) && strings.Contains(d, want) {
+			return d
+		}
+	}
+}
+
+// procStat returns the fields of /proc/PID/stat after the command name.
+func procStat(t *testing.T, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+}
+
+// TestDaemonize: -d returns at once and leaves the daemon running detached,
+// as the C ddhcpd's daemon(0, 0): its own session without a controlling
+// terminal, stdio on /dev/null; the pid file names it and it logs to
+// syslog. SIGTERM stops it and the pid file goes away.
+func TestDaemonize(t *testing.T) {
+	dir := t.TempDir()
+	srv, sock := syslogListener(t, dir)
+	pidFile := filepath.Join(dir, "ddhcpd.pid")
+	var stdout, stderr bytes.Buffer
+	cmd := daemonCmd(t, daemonArgs(dir, "-d", "-pid-file", pidFile, "-syslog="+sock, "-vv"))
+	// Pipes, not files: if the daemon kept them, Wait would not return.
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ddhcpd -d: %v\n%s%s", err, stdout.String(), stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		stop(t, cmd)
+		t.Fatalf("ddhcpd -d did not return")
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("no pid file when -d returned: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid == cmd.Process.Pid {
+		t.Fatalf("pid file %q (the command was %d)", b, cmd.Process.Pid)
+	}
+	defer func() {
+		// Stop the daemon this test started, by its pid.
+		syscall.Kill(pid, syscall.SIGTERM)
+	}()
+	waitLine(t, srv, pid, `level=INFO msg="ddhcpd started"`)
+
+	st := procStat(t, pid)
+	// state, ppid, pgrp, session, tty_nr
+	if len(st) < 5 || st[3] != strconv.Itoa(pid) || st[4] != "0" {
+		t.Errorf("daemon %d: session %v, tty %v; want its own session (%d) and no terminal", pid, st[3], st[4], pid)
+	}
+	for fd := range 3 {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd)); err != nil || l != os.DevNull {
+			t.Errorf("fd %d -> %q %v, want /dev/null", fd, l, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ctl")); err != nil {
+		t.Errorf("control socket: %v", err)
+	}
+	if stdout.Len()+stderr.Len() > 0 {
+		t.Errorf("output: %q %q", stdout.String(), stderr.String())
+	}
+
+	syscall.Kill(pid, syscall.SIGTERM)
+	waitLine(t, srv, pid, "ddhcpd stopping")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if st := procStat(t, pid); st == nil || st[0] == "Z" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon %d still running after SIGTERM", pid)
+		}
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file left behind: %v", err)
+	}
+}
+
+// TestForeground: -D wins over an earlier -d (the C rule: the last one);
+// the process itself is the daemon and writes its own pid file.
+func TestForeground(t *testing.T) {
+	for _, flags := range [][]string{{"-d", "-D"}, {"-Ld", "-D"}, {}} {
+		t.Run(strings.Join(flags, " "), func(t *testing.T) {
+			dir := t.TempDir()
+			srv, sock := syslogListener(t, dir)
+			pidFile := filepath.Join(dir, "ddhcpd.pid")
+			cmd := daemonCmd(t, daemonArgs(dir, append(flags, "-pid-file", pidFile, "-syslog="+sock, "-vv")...))
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitLine(t, srv, cmd.Process.Pid, `msg="ddhcpd started"`)
+			if b, _ := os.ReadFile(pidFile); strings.TrimSpace(string(b)) != strconv.Itoa(cmd.Process.Pid) {
+				t.Errorf("pid file %q, want %d", b, cmd.Process.Pid)
+			}
+			stop(t, cmd)
+			if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+				t.Errorf("pid file left behind: %v", err)
+			}
+		})
+	}
+}
+
+// TestDaemonizeBadConfig: -d checks the configuration before it detaches:
+// the error is on the terminal and the exit status is 2, as without -d.
+func TestDaemonizeBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "ddhcpd.pid")
+	var stderr bytes.Buffer
+	cmd := daemonCmd(t, daemonArgs(dir, "-d", "-pid-file", pidFile, "-b", "9"))
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(stderr.String(), `-b "9"`) {
+		t.Errorf("exit %v, stderr %q", err, stderr.String())
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file written: %v", err)
 	}
 }
