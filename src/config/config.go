@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +65,7 @@ type Config struct {
 	StateDir      string
 	StateInterval time.Duration // least time between writes of the state file
 	Persist       string        // optional copy of the state on flash
+	NodeIDFile    string        // the node id on flash, written once; default: node_id beside Persist
 	PersistEvery  time.Duration // least time between writes of that copy
 	LogLevel      slog.Level
 	Overlay       bool // spanning-tree overlay for routed meshes (-overlay, UCI "overlay")
@@ -173,6 +175,9 @@ const Usage = `usage: ddhcpd [flags]
   -state-interval DUR    least time between state file writes (default 1s)
   -persist FILE          also keep the state in FILE (on flash), at most every -persist-every
   -persist-every DUR     (default 10m)
+  -node-id-file FILE     keep the node id in FILE too (on flash): written once, never
+                         rewritten, read when the state directory has none (after a
+                         reboot) (default: node_id beside the -persist file, if any)
   -uci FILE              read the UCI file (/etc/config/ddhcpd) first; the other flags win over it
   -check-config          validate the configuration, print every problem and exit
   -overlay               spanning-tree overlay for routed meshes: relay claims along a
@@ -370,6 +375,7 @@ func newFlagSet(c *Config, v *flagVars) *flag.FlagSet {
 	fs.Func("state-interval", "", duration(&c.StateInterval))
 	fs.StringVar(&c.Persist, "persist", c.Persist, "")
 	fs.Func("persist-every", "", duration(&c.PersistEvery))
+	fs.StringVar(&c.NodeIDFile, "node-id-file", c.NodeIDFile, "")
 	fs.StringVar(&c.UCIFile, "uci", c.UCIFile, "")
 	fs.BoolVar(&c.CheckConfig, "check-config", c.CheckConfig, "")
 	fs.BoolVar(&c.Overlay, "overlay", c.Overlay, "")
@@ -519,6 +525,10 @@ func parse(args []string, uciPath string, read func(path string) (*UCIFile, erro
 	}
 	if c.StateDir == "" {
 		errs = append(errs, bad("state", "", "a state directory is needed for the node id"))
+	}
+	// The directory of the flash copy of the state keeps the node id too.
+	if c.NodeIDFile == "" && c.Persist != "" {
+		c.NodeIDFile = filepath.Join(filepath.Dir(c.Persist), "node_id")
 	}
 	if len(errs) == 0 && c.CheckConfig {
 		return c, ErrCheckConfig

@@ -124,6 +124,29 @@ func TestGluonCommandLine(t *testing.T) {
 	}
 }
 
+// TestNodeIDFile: the flash copy of the node id is -node-id-file (UCI
+// node_id_file), by default beside the -persist file.
+func TestNodeIDFile(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"-persist", "/etc/ddhcpd/state.json"}, "/etc/ddhcpd/node_id"},
+		{[]string{"-node-id-file", "/overlay/id"}, "/overlay/id"},
+		{[]string{"-persist", "/etc/ddhcpd/state.json", "-node-id-file", "/overlay/id"}, "/overlay/id"},
+	} {
+		c, err := Parse(tt.args)
+		if err != nil || c.NodeIDFile != tt.want {
+			t.Errorf("%q: %q %v, want %q", tt.args, c.NodeIDFile, err, tt.want)
+		}
+	}
+	c, err := Parse([]string{"-uci", writeUCI(t, "config ddhcpd 'settings'\n\toption node_id_file '/etc/ddhcpd/id'\n")})
+	if err != nil || len(c.Warnings) > 0 || c.NodeIDFile != "/etc/ddhcpd/id" {
+		t.Errorf("UCI node_id_file: %q %v %v", c.NodeIDFile, err, c.Warnings)
+	}
+}
+
 func TestSyslogFlag(t *testing.T) {
 	for _, tt := range []struct {
 		args []string

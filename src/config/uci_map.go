@@ -315,6 +315,8 @@ func (m *uciMapper) main(s *UCISection) {
 			m.flag(s, o, "persist", nil)
 		case "persist_interval":
 			m.flag(s, o, "persist-every", uciDuration)
+		case "node_id_file":
+			m.flag(s, o, "node-id-file", nil)
 		case "log_level":
 			if v, ok := m.one(s, o); ok {
 				if l, err := parseLogLevel(v.Text); err != nil {
@@ -783,6 +785,8 @@ func uciFieldName(field string) string {
 		return "persist"
 	case "PersistEvery":
 		return "persist_interval"
+	case "NodeIDFile":
+		return "node_id_file"
 	case "Overlay":
 		return "overlay"
 	}
