@@ -89,7 +89,8 @@ test-qemu-mips:
 # the router).
 shellcheck:
 	@scripts/deps-pkg.sh
-	shellcheck -s sh files/etc/init.d/ddhcpd scripts/cross.sh scripts/ipk.sh \
+	shellcheck -s sh files/etc/init.d/ddhcpd files/etc/uci-defaults/50-ddhcpd \
+		scripts/cross.sh scripts/ipk.sh \
 		scripts/qemu-test.sh scripts/deps-pkg.sh scripts/fuzz.sh \
 		src/packaging/testdata/openwrt/etc/rc.common \
 		src/packaging/testdata/openwrt/lib/functions.sh \

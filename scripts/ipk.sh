@@ -17,11 +17,13 @@
 #     what ipkg-build writes and what opkg compares with the free space.
 #
 # Contents: /usr/sbin/ddhcpd, /usr/sbin/ddhcpctl -> ddhcpd,
-# /usr/libexec/rpcd/ddhcpd -> /usr/sbin/ddhcpd, /etc/init.d/ddhcpd and
+# /usr/libexec/rpcd/ddhcpd -> /usr/sbin/ddhcpd, /etc/init.d/ddhcpd,
 # /etc/config/ddhcpd (a conffile: opkg keeps the router's edited copy on
-# upgrade). postinst/prerm are OpenWrt's defaults, which enable and start
-# the service on a live router, only enable it inside an image root
-# ($IPKG_INSTROOT), and stop and disable it on removal.
+# upgrade) and /etc/uci-defaults/50-ddhcpd (adapts a kept configuration).
+# postinst/prerm are OpenWrt's defaults, which run the uci-defaults script
+# and enable and start the service on a live router, only enable it inside
+# an image root ($IPKG_INSTROOT; the image runs the script at its first
+# boot), and stop and disable it on removal.
 #
 # Environment: VERSION (default: git describe), MAINTAINER, LICENSE,
 # SOURCE_DATE_EPOCH.
@@ -74,6 +76,7 @@ pkgver=$(pkg_version "$VERSION")
 
 conf=files/etc/config/ddhcpd
 init=files/etc/init.d/ddhcpd
+defaults=files/etc/uci-defaults/50-ddhcpd
 [ -f "$init" ] || {
 	echo "ipk: $init is missing" >&2
 	exit 1
@@ -118,12 +121,13 @@ for arch in "$@"; do
 	chmod 0755 "$root" "$ctl"
 
 	install -d -m 0755 "$root/usr/sbin" "$root/usr/libexec/rpcd" \
-		"$root/etc/init.d" "$root/etc/config"
+		"$root/etc/init.d" "$root/etc/config" "$root/etc/uci-defaults"
 	install -m 0755 "$bin" "$root/usr/sbin/ddhcpd"
 	ln -s ddhcpd "$root/usr/sbin/ddhcpctl"
 	ln -s /usr/sbin/ddhcpd "$root/usr/libexec/rpcd/ddhcpd"
 	install -m 0755 "$init" "$root/etc/init.d/ddhcpd"
 	install -m 0600 "$conf" "$root/etc/config/ddhcpd" # OpenWrt's INSTALL_CONF
+	install -m 0644 "$defaults" "$root/etc/uci-defaults/50-ddhcpd" # sourced, not run
 
 	tarball "$root" "$pkg/data.tar.gz"
 	size=$(gzip -dc "$pkg/data.tar.gz" | wc -c | tr -d ' ')

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ const (
 	DefaultSizeExp         = 5
 	DefaultControlSocket   = "/var/run/ddhcpd.sock"
 	DefaultStateDir        = "/tmp/ddhcpd"
+	DefaultSyslogSocket    = "/dev/log"
 )
 
 // Config is the daemon's whole configuration.
@@ -63,9 +65,15 @@ type Config struct {
 	StateDir      string
 	StateInterval time.Duration // least time between writes of the state file
 	Persist       string        // optional copy of the state on flash
+	NodeIDFile    string        // the node id on flash, written once; default: node_id beside Persist
 	PersistEvery  time.Duration // least time between writes of that copy
 	LogLevel      slog.Level
 	Overlay       bool // spanning-tree overlay for routed meshes (-overlay, UCI "overlay")
+
+	// How the process runs; command line only.
+	Syslog    string // -syslog[=SOCKET]: log to this syslog socket with real priorities
+	Daemonize bool   // -d: detach from the terminal (C's daemon(0, 0)); -D: stay in the foreground
+	PidFile   string // -pid-file: write the daemon's pid here
 
 	UCIFile     string  // -uci: the UCI file read first; Reload reads it again
 	CheckConfig bool    // -check-config: validate, report and exit
@@ -143,6 +151,8 @@ const Usage = `usage: ddhcpd [flags]
   -H CMD       hook command, run as CMD EVENT ARGS...
   -C PATH      control socket (default /var/run/ddhcpd.sock)
   -v           more verbose, repeatable (default warnings)
+  -d           run in the background, detached from the terminal (logs go to syslog)
+  -D           run in the foreground (the default)
   -V           print the version
   -h           this help
   -state DIR             state directory for the node id (default /tmp/ddhcpd)
@@ -165,10 +175,16 @@ const Usage = `usage: ddhcpd [flags]
   -state-interval DUR    least time between state file writes (default 1s)
   -persist FILE          also keep the state in FILE (on flash), at most every -persist-every
   -persist-every DUR     (default 10m)
+  -node-id-file FILE     keep the node id in FILE too (on flash): written once, never
+                         rewritten, read when the state directory has none (after a
+                         reboot) (default: node_id beside the -persist file, if any)
   -uci FILE              read the UCI file (/etc/config/ddhcpd) first; the other flags win over it
   -check-config          validate the configuration, print every problem and exit
   -overlay               spanning-tree overlay for routed meshes: relay claims along a
                          tree of the nodes heard on the mesh interfaces (-i, repeatable)
+  -pid-file FILE         write the daemon's pid to FILE (removed at exit)
+  -syslog[=SOCKET]       log to the syslog socket (default /dev/log) with each line's
+                         priority (debug, info, notice, warning, err), facility daemon
 `
 
 // Parse reads the command line. It returns ErrHelp or ErrVersion for -h and
@@ -256,7 +272,15 @@ func newFlagSet(c *Config, v *flagVars) *flag.FlagSet {
 	})
 	fs.Func("s", "", integer(&c.SpareLeases, 0, 1<<20))
 	fs.Func("t", "", seconds(&c.TentativeTimeout, 2, 3600))
-	fs.Func("B", "", seconds(&c.BlockTimeout, 1, 65535))
+	fs.Func("B", "", func(s string) error {
+		// The C ddhcpd reads -B with strtoul(s, NULL, 0): 0x3c and 074 are 60.
+		n, err := ParseCNumber(s, 16)
+		if err != nil || n < 1 {
+			return errors.New("want whole seconds 1..65535")
+		}
+		c.BlockTimeout = time.Duration(n) * time.Second
+		return nil
+	})
 	fs.Func("n", "", seconds(&c.NeedlessTimeout, 0, 1<<24))
 	fs.BoolFunc("L", "", func(string) error { c.LearningTime = 0; return nil })
 	fs.BoolFunc("S", "", func(string) error { c.NoDHCP = true; return nil })
@@ -276,6 +300,9 @@ func newFlagSet(c *Config, v *flagVars) *flag.FlagSet {
 		}
 		return nil
 	})
+	fs.BoolFunc("d", "", func(string) error { c.Daemonize = true; return nil })
+	fs.BoolFunc("D", "", func(string) error { c.Daemonize = false; return nil })
+	fs.StringVar(&c.PidFile, "pid-file", c.PidFile, "")
 	fs.BoolVar(&v.version, "V", false, "")
 	fs.BoolVar(&v.help, "h", false, "")
 	fs.StringVar(&c.StateDir, "state", c.StateDir, "")
@@ -348,10 +375,39 @@ func newFlagSet(c *Config, v *flagVars) *flag.FlagSet {
 	fs.Func("state-interval", "", duration(&c.StateInterval))
 	fs.StringVar(&c.Persist, "persist", c.Persist, "")
 	fs.Func("persist-every", "", duration(&c.PersistEvery))
+	fs.StringVar(&c.NodeIDFile, "node-id-file", c.NodeIDFile, "")
 	fs.StringVar(&c.UCIFile, "uci", c.UCIFile, "")
 	fs.BoolVar(&c.CheckConfig, "check-config", c.CheckConfig, "")
 	fs.BoolVar(&c.Overlay, "overlay", c.Overlay, "")
+	fs.Var(syslogFlag{&c.Syslog}, "syslog", "")
 	return fs
+}
+
+// syslogFlag is -syslog (the default socket), -syslog=SOCKET or
+// -syslog=false.
+type syslogFlag struct{ dst *string }
+
+func (f syslogFlag) IsBoolFlag() bool { return true }
+
+func (f syslogFlag) String() string {
+	if f.dst == nil {
+		return ""
+	}
+	return *f.dst
+}
+
+func (f syslogFlag) Set(s string) error {
+	switch s {
+	case "true":
+		*f.dst = DefaultSyslogSocket
+	case "false":
+		*f.dst = ""
+	case "":
+		return errors.New("want the syslog socket's path")
+	default:
+		*f.dst = s
+	}
+	return nil
 }
 
 // parse is Parse; a non-empty uciPath replaces the command line's -uci
@@ -470,6 +526,10 @@ func parse(args []string, uciPath string, read func(path string) (*UCIFile, erro
 	if c.StateDir == "" {
 		errs = append(errs, bad("state", "", "a state directory is needed for the node id"))
 	}
+	// The directory of the flash copy of the state keeps the node id too.
+	if c.NodeIDFile == "" && c.Persist != "" {
+		c.NodeIDFile = filepath.Join(filepath.Dir(c.Persist), "node_id")
+	}
 	if len(errs) == 0 && c.CheckConfig {
 		return c, ErrCheckConfig
 	}
@@ -537,6 +597,12 @@ func flagError(err error) error {
 	// The flag package reports `invalid value "V" for flag -X: REASON` and
 	// `flag provided but not defined: -X`.
 	msg := err.Error()
+	// ... and `invalid boolean value "V" for -X: REASON` for boolean flags.
+	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
+		value, rest, _ := strings.Cut(strings.TrimPrefix(rest, `"`), `" for -`)
+		name, reason, _ := strings.Cut(rest, ": ")
+		return &Error{Flag: name, Value: value, Reason: reason}
+	}
 	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
 		value, rest, _ := strings.Cut(strings.TrimPrefix(rest, `"`), `" for flag -`)
 		name, reason, _ := strings.Cut(rest, ": ")
@@ -559,7 +625,7 @@ func expandClusters(args []string) []string {
 		if a == "--" {
 			return append(out, args[i:]...)
 		}
-		if len(a) > 2 && a[0] == '-' && a[1] != '-' && strings.Trim(a[1:], "LSvVh") == "" {
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' && strings.Trim(a[1:], "LSvVhdD") == "" {
 			for _, r := range a[1:] {
 				out = append(out, "-"+string(r))
 			}
@@ -571,8 +637,10 @@ func expandClusters(args []string) []string {
 }
 
 // ParseOption parses the C ddhcpd's CODE:LEN:B1.B2... form; LEN must match
-// the number of bytes. Bytes are decimal, as in the C examples
-// ("3:4:10.116.254.254").
+// the number of bytes. CODE and LEN are decimal (the C code reads them with
+// atoi); each byte is read as C's strtoul with base 0 reads it: decimal
+// ("3:4:10.116.254.254"), 0x hexadecimal ("3:4:0x0a.0x74.0xfe.0xfe") or,
+// with a leading 0, octal ("3:4:012.0164.0376.0376").
 func ParseOption(s string) (Option, error) {
 	parts := strings.SplitN(s, ":", 3)
 	if len(parts) != 3 {
@@ -580,18 +648,18 @@ func ParseOption(s string) (Option, error) {
 	}
 	code, err := strconv.Atoi(parts[0])
 	if err != nil || code < 1 || code > 254 {
-		return Option{}, errors.New("option code must be 1..254")
+		return Option{}, fmt.Errorf("option code %q: want a decimal 1..254", parts[0])
 	}
 	n, err := strconv.Atoi(parts[1])
 	if err != nil || n < 0 || n > 255 {
-		return Option{}, errors.New("option length must be 0..255")
+		return Option{}, fmt.Errorf("option length %q: want a decimal 0..255", parts[1])
 	}
 	var data []byte
 	if parts[2] != "" {
 		for _, f := range strings.Split(parts[2], ".") {
-			v, err := strconv.Atoi(f)
-			if err != nil || v < 0 || v > 255 {
-				return Option{}, fmt.Errorf("option byte %q is not 0..255", f)
+			v, err := ParseCNumber(f, 8)
+			if err != nil {
+				return Option{}, fmt.Errorf("option byte %q is not 0..255 (decimal, 0x hex or 0 octal)", f)
 			}
 			data = append(data, byte(v))
 		}
@@ -600,4 +668,23 @@ func ParseOption(s string) (Option, error) {
 		return Option{}, fmt.Errorf("option length %d but %d bytes given", n, len(data))
 	}
 	return Option{Code: uint8(code), Data: data}, nil
+}
+
+// ParseCNumber reads an unsigned number of at most bits bits the way C's
+// strtoul with base 0 reads one: 0x or 0X and hexadecimal digits, a leading
+// 0 and octal digits, or decimal digits. Unlike strtoul it refuses a sign,
+// blanks, trailing characters and values that do not fit, rather than
+// wrapping or stopping early; Go's own forms (0o, 0b, _) are refused too.
+func ParseCNumber(s string, bits int) (uint64, error) {
+	base, digits := 10, s
+	switch {
+	case len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X"):
+		base, digits = 16, s[2:]
+	case len(s) > 1 && s[0] == '0':
+		base, digits = 8, s[1:]
+	}
+	if digits == "" || strings.ContainsAny(digits, "+-_") {
+		return 0, fmt.Errorf("%q is not a number", s)
+	}
+	return strconv.ParseUint(digits, base, bits)
 }

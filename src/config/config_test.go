@@ -46,6 +46,129 @@ func TestCFlags(t *testing.T) {
 	}
 }
 
+// TestCNumbers: the option bytes of -o, and -B, are read as the C ddhcpd
+// reads them with strtoul(s, NULL, 0): decimal, 0x hexadecimal, 0 octal.
+func TestCNumbers(t *testing.T) {
+	for _, tt := range []struct {
+		opt  string
+		want string
+	}{
+		{"3:4:10.116.254.254", "\x0a\x74\xfe\xfe"},
+		{"3:4:0x0a.0x74.0xfe.0xFE", "\x0a\x74\xfe\xfe"},
+		{"3:4:0X0A.0X74.0XFE.0Xfe", "\x0a\x74\xfe\xfe"},
+		{"3:4:012.0164.0376.0376", "\x0a\x74\xfe\xfe"},
+		{"3:4:0.00.0x0.000", "\x00\x00\x00\x00"},
+		{"3:4:10.0x74.0376.254", "\x0a\x74\xfe\xfe"},
+		{"51:4:0.0.0x01.0x2c", "\x00\x00\x01\x2c"},
+		{"012:1:1", "\x01"}, // the code is decimal 12, as atoi reads it
+	} {
+		o, err := ParseOption(tt.opt)
+		if err != nil || string(o.Data) != tt.want {
+			t.Errorf("%s: %q %v, want %q", tt.opt, o.Data, err, tt.want)
+		}
+	}
+	if o, _ := ParseOption("012:1:1"); o.Code != 12 {
+		t.Errorf("012:1:1: code %d, want 12", o.Code)
+	}
+	// On the command line, with the lease time taken from option 51.
+	c, err := Parse([]string{"-o", "51:4:0.0.0x01.054", "-o", "3:4:0x0a.0164.0376.254", "-B", "0x3c", "-N", "10.0.0.0/24"})
+	if err != nil || c.LeaseTime != 300*time.Second || c.BlockTimeout != time.Minute || string(c.Options[1].Data) != "\x0a\x74\xfe\xfe" {
+		t.Errorf("%v %v %v %v", c.LeaseTime, c.BlockTimeout, c.Options, err)
+	}
+	if c, err := Parse([]string{"-B", "074"}); err != nil || c.BlockTimeout != time.Minute {
+		t.Errorf("-B 074: %v %v", c.BlockTimeout, err)
+	}
+}
+
+// TestDaemonFlags: -d detaches and -D stays in the foreground; the last one
+// given wins, as in the C ddhcpd; both cluster with the other C flags.
+func TestDaemonFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args string
+		want bool
+	}{
+		{"", false},
+		{"-d", true},
+		{"-D", false},
+		{"-d -D", false},
+		{"-D -d", true},
+		{"-Ld", true},
+		{"-dLv", true},
+		{"-dD", false},
+	} {
+		c, err := Parse(strings.Fields(tt.args))
+		if err != nil || c.Daemonize != tt.want {
+			t.Errorf("%q: daemonize %v %v, want %v", tt.args, c.Daemonize, err, tt.want)
+		}
+	}
+	c, err := Parse([]string{"-pid-file", "/var/run/ddhcpd.pid"})
+	if err != nil || c.PidFile != "/var/run/ddhcpd.pid" {
+		t.Errorf("-pid-file: %q %v", c.PidFile, err)
+	}
+}
+
+// TestGluonCommandLine: the command line the gluon package's init script
+// (ffgraz-ddhcpd) builds from its UCI file: -D first, every setting as a C
+// flag, the hook, the raw options.
+func TestGluonCommandLine(t *testing.T) {
+	args := strings.Fields(`-D -s 2 -b 2 -B 300 -c local-node -i mmfd0 -N 10.187.124.0/22 -t 15 -H /etc/ddhcpd.hook -o 51:4:0.0.1.44 -o 54:4:10.187.127.254 -o 1:4:255.255.252.0 -o 3:4:10.187.127.254 -o 6:4:10.187.127.254`)
+	c, err := Parse(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Daemonize || c.SpareLeases != 2 || c.SizeExp != 2 || c.BlockTimeout != 300*time.Second ||
+		!slices.Equal(c.ClientInterfaces, []string{"local-node"}) || !slices.Equal(c.MeshInterfaces, []string{"mmfd0"}) ||
+		c.Pool.String() != "10.187.124.0/22" || c.TentativeTimeout != 15*time.Second || c.Hook != "/etc/ddhcpd.hook" ||
+		c.LeaseTime != 300*time.Second || len(c.Options) != 5 {
+		t.Errorf("%+v", c)
+	}
+}
+
+// TestNodeIDFile: the flash copy of the node id is -node-id-file (UCI
+// node_id_file), by default beside the -persist file.
+func TestNodeIDFile(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"-persist", "/etc/ddhcpd/state.json"}, "/etc/ddhcpd/node_id"},
+		{[]string{"-node-id-file", "/overlay/id"}, "/overlay/id"},
+		{[]string{"-persist", "/etc/ddhcpd/state.json", "-node-id-file", "/overlay/id"}, "/overlay/id"},
+	} {
+		c, err := Parse(tt.args)
+		if err != nil || c.NodeIDFile != tt.want {
+			t.Errorf("%q: %q %v, want %q", tt.args, c.NodeIDFile, err, tt.want)
+		}
+	}
+	c, err := Parse([]string{"-uci", writeUCI(t, "config ddhcpd 'settings'\n\toption node_id_file '/etc/ddhcpd/id'\n")})
+	if err != nil || len(c.Warnings) > 0 || c.NodeIDFile != "/etc/ddhcpd/id" {
+		t.Errorf("UCI node_id_file: %q %v %v", c.NodeIDFile, err, c.Warnings)
+	}
+}
+
+func TestSyslogFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"-syslog"}, "/dev/log"},
+		{[]string{"-syslog=/tmp/log"}, "/tmp/log"},
+		{[]string{"-syslog", "-syslog=false"}, ""},
+		{[]string{"-Lv", "-syslog", "-S"}, "/dev/log"},
+	} {
+		c, err := Parse(tt.args)
+		if err != nil || c.Syslog != tt.want {
+			t.Errorf("%q: %q %v, want %q", tt.args, c.Syslog, err, tt.want)
+		}
+	}
+	var ce *Error
+	if _, err := Parse([]string{"-syslog="}); !errors.As(err, &ce) || ce.Flag != "syslog" {
+		t.Errorf("-syslog=: %v", err)
+	}
+}
+
 func TestBadFlags(t *testing.T) {
 	tests := []struct {
 		args  string
@@ -64,6 +187,16 @@ func TestBadFlags(t *testing.T) {
 		{"-o 3:4:10.0.0", "o", "3:4:10.0.0"},
 		{"-o 300:1:1", "o", "300:1:1"},
 		{"-o 3:1:256", "o", "3:1:256"},
+		{"-o 3:1:0x100", "o", "3:1:0x100"}, // C: wraps to 0
+		{"-o 3:1:08", "o", "3:1:08"},       // C: reads 0 and stops at the 8
+		{"-o 3:1:-1", "o", "3:1:-1"},       // C: 255
+		{"-o 3:1:0b1", "o", "3:1:0b1"},     // Go's forms are not C's
+		{"-o 3:1:0o1", "o", "3:1:0o1"},
+		{"-o 3:1:1_0", "o", "3:1:1_0"},
+		{"-o 3:1:0x", "o", "3:1:0x"},
+		{"-o 0x3:1:1", "o", "0x3:1:1"}, // code and length are decimal (atoi)
+		{"-B 0x", "B", "0x"},
+		{"-B 0x10000", "B", "0x10000"},
 		{"-reserve 10.0.0.9-10.0.0.1", "reserve", "10.0.0.9-10.0.0.1"},
 		{"-x", "x", ""},
 		{"-i", "i", ""},

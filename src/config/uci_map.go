@@ -222,8 +222,9 @@ func uciDuration(s string) string {
 
 // uciSeconds lets a flag taking whole seconds be given a duration as well.
 func uciSeconds(s string) string {
-	if _, err := strconv.ParseUint(s, 10, 64); err == nil {
-		return s
+	// Decimal, also with leading zeros: -B would read "010" as C octal.
+	if n, err := strconv.ParseUint(s, 10, 64); err == nil {
+		return strconv.FormatUint(n, 10)
 	}
 	if d, err := time.ParseDuration(s); err == nil && d%time.Second == 0 {
 		return strconv.FormatInt(int64(d/time.Second), 10)
@@ -314,6 +315,8 @@ func (m *uciMapper) main(s *UCISection) {
 			m.flag(s, o, "persist", nil)
 		case "persist_interval":
 			m.flag(s, o, "persist-every", uciDuration)
+		case "node_id_file":
+			m.flag(s, o, "node-id-file", nil)
 		case "log_level":
 			if v, ok := m.one(s, o); ok {
 				if l, err := parseLogLevel(v.Text); err != nil {
@@ -782,6 +785,8 @@ func uciFieldName(field string) string {
 		return "persist"
 	case "PersistEvery":
 		return "persist_interval"
+	case "NodeIDFile":
+		return "node_id_file"
 	case "Overlay":
 		return "overlay"
 	}

@@ -338,6 +338,8 @@ func TestUCIOptions(t *testing.T) {
 		{"config option 'x'\n\toption code 15\n", 0, "", false, "1: section x: an option section needs a code and a value"},
 		{"config dhcp_option\n\toption code 3\n\toption len 4\n\toption payload 10.0.0.1\n", 3, "\x0a\x00\x00\x01", false, ""},
 		{"config dhcp_option\n\toption code 3\n\toption payload 10.0.0.1\n", 3, "\x0a\x00\x00\x01", false, ""},
+		// The payload bytes in C's forms, as the gluon init script passed them to -o.
+		{"config dhcp_option\n\toption code 3\n\toption len 4\n\toption payload 0x0a.0.00.0x1\n", 3, "\x0a\x00\x00\x01", false, ""},
 		{"config dhcp_option\n\toption code 80\n\toption len 0\n", 80, "", false, ""},
 		{"config dhcp_option\n\toption code 3\n\toption len 3\n\toption payload 10.0.0.1\n", 0, "", false, "3: option len '3': option length 3 but 4 bytes given"},
 		{"config dhcp_option\n\toption code 3\n\toption len 4\n\toption payload 10.0.0.256\n", 0, "", false, `4: option payload '10.0.0.256': option byte "256" is not 0..255`},

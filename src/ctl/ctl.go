@@ -292,12 +292,14 @@ func optionCode(s string) (int, error) {
 }
 
 // leaseTimeArgs is -l SECONDS: option 51, four bytes, as the C ddhcpctl
-// sends it.
+// sends it. Like the C ddhcpctl (strtoul with base 0) it takes 0x hex and
+// 0 octal as well as decimal.
 func leaseTimeArgs(s string) (control.OptionSetArgs, error) {
-	if _, err := strconv.ParseUint(s, 10, 32); err != nil {
-		return control.OptionSetArgs{}, fmt.Errorf("lease time %q: want seconds", s)
+	n, err := config.ParseCNumber(s, 32)
+	if err != nil {
+		return control.OptionSetArgs{}, fmt.Errorf("lease time %q: want seconds (decimal, 0x hex or 0 octal)", s)
 	}
-	return control.OptionSetArgs{Code: 51, Type: "u32", Value: s}, nil
+	return control.OptionSetArgs{Code: 51, Type: "u32", Value: strconv.FormatUint(n, 10)}, nil
 }
 
 // levelArgs accepts a level name or a C level number; numbers are sent as

@@ -109,6 +109,10 @@ func TestRequests(t *testing.T) {
 		{[]string{"-v", "3"}, []string{`loglevel {"level":3}`}, 0},
 		{[]string{"-v", "0"}, []string{`loglevel {"level":0}`}, 0},
 		{[]string{"-o", "3:4:10.116.254.254"}, []string{`option_set {"c":"3:4:10.116.254.254"}`}, 0},
+		// C number forms (strtoul with base 0): hex, octal.
+		{[]string{"-l", "0x258"}, []string{`option_set {"code":51,"type":"u32","value":"600"}`}, 0},
+		{[]string{"-l", "01130"}, []string{`option_set {"code":51,"type":"u32","value":"600"}`}, 0},
+		{[]string{"-o", "3:4:0x0a.0164.0xFE.254"}, []string{`option_set {"c":"3:4:0x0a.0164.0xFE.254"}`}, 0},
 		{[]string{"-b", "-s"}, []string{"stats"}, 0},                                           // the last wins
 		{[]string{"-o", "6:4:10.0.0.1", "-b"}, []string{`option_set {"c":"6:4:10.0.0.1"}`}, 0}, // -o wins
 		{[]string{"-o", "6:4:10.0.0.1", "-o", "3:4:10.0.0.2"}, []string{`option_set {"c":"6:4:10.0.0.1"}`, `option_set {"c":"3:4:10.0.0.2"}`}, 0},
@@ -134,6 +138,9 @@ func TestRequests(t *testing.T) {
 		{[]string{"-l", "5m"}, nil, 2},
 		{[]string{"-r", "255"}, nil, 2},
 		{[]string{"-o", "3:4:1.2.3"}, nil, 2},
+		{[]string{"-o", "3:1:0x100"}, nil, 2},
+		{[]string{"-o", "3:1:08"}, nil, 2},
+		{[]string{"-l", "0x"}, nil, 2},
 		{[]string{"-always", "status"}, nil, 2},
 		{[]string{"-always", "-l", "600"}, nil, 2},
 		{[]string{"-h"}, nil, 0},

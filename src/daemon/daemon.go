@@ -82,8 +82,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	id, err := statedir.NodeID(cfg.StateDir, entropy{}, func(err error) {
-		log.Warn("node id damaged", "err", err)
+	id, err := statedir.NodeID(statedir.IDFiles{Dir: cfg.StateDir, Flash: cfg.NodeIDFile, Persist: cfg.Persist}, entropy{}, func(err error) {
+		log.Warn("node id", "err", err)
 	})
 	if err != nil {
 		return err

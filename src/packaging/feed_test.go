@@ -48,6 +48,7 @@ func TestFeedMakefile(t *testing.T) {
 		{`\$\(LN\) /usr/sbin/ddhcpd \$\(1\)/usr/libexec/rpcd/ddhcpd$`, "rpcd plugin -> /usr/sbin/ddhcpd"},
 		{`\$\(INSTALL_BIN\) \$\(PKG_BUILD_DIR\)/files/etc/init.d/ddhcpd \$\(1\)/etc/init.d/ddhcpd$`, "init script, 0755"},
 		{`\$\(INSTALL_CONF\) \$\(PKG_BUILD_DIR\)/files/etc/config/ddhcpd \$\(1\)/etc/config/ddhcpd$`, "config, 0600"},
+		{`\$\(INSTALL_DATA\) \$\(PKG_BUILD_DIR\)/files/etc/uci-defaults/50-ddhcpd \$\(1\)/etc/uci-defaults/50-ddhcpd$`, "uci-defaults script, 0644"},
 	} {
 		if !has(want.re) {
 			t.Errorf("feed Makefile: %s: no line matching %s", want.why, want.re)

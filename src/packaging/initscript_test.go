@@ -79,6 +79,7 @@ type rcEnv struct {
 	progLog, initScript  string
 	rcCommon, fakeRoot   string
 	checkRC, checkOutput string
+	gluonHook, gluonArgs string // the gluon package's hook and arguments program (absent unless a test writes them)
 }
 
 func newRCEnv(t *testing.T, ddhcpdConf string) *rcEnv {
@@ -94,6 +95,8 @@ func newRCEnv(t *testing.T, ddhcpdConf string) *rcEnv {
 		progLog:    filepath.Join(dir, "prog.log"),
 		initScript: filepath.Join(root, "files", "etc", "init.d", "ddhcpd"),
 		fakeRoot:   filepath.Join(root, "src", "packaging", "testdata", "openwrt"),
+		gluonHook:  filepath.Join(dir, "etc", "ddhcpd.hook"),
+		gluonArgs:  filepath.Join(dir, "lib", "gluon", "ddhcpd", "arguments"),
 	}
 	e.rcCommon = filepath.Join(e.fakeRoot, "etc", "rc.common")
 	if ddhcpdConf != "" {
@@ -136,6 +139,8 @@ func (e *rcEnv) run(t *testing.T, sh shell, action string) rcRun {
 		"TEST_PROG=" + e.prog,
 		"STUB_CHECK_RC=" + e.checkRC,
 		"STUB_CHECK_OUTPUT=" + e.checkOutput,
+		"TEST_GLUON_HOOK=" + e.gluonHook,
+		"TEST_GLUON_ARGS=" + e.gluonArgs,
 	}
 	argv := append(slices.Clone(sh.argv), e.rcCommon, e.initScript, action)
 	r := rcRun{result: run(t, 30*time.Second, e.dir, env, argv...)}
@@ -285,7 +290,7 @@ func TestInitScriptStart(t *testing.T) {
 			}
 			in := s.instances[0]
 			want := map[string][]string{
-				"command":       {e.prog, "-uci", e.confFile()},
+				"command":       {e.prog, "-uci", e.confFile(), "-syslog"},
 				"stdout":        {"1"},
 				"stderr":        {"1"},
 				"file":          {e.confFile()},
@@ -485,9 +490,39 @@ func TestInitScriptWithDaemon(t *testing.T) {
 	on := regexp.MustCompile(`(?m)^(\s*option enabled )'0'`).ReplaceAllString(shipped, "${1}'1'")
 	writeFile(t, e.confFile(), on, 0o600)
 	r = e.run(t, sh, "start")
-	if svcs := r.services(t); len(svcs) != 1 || len(svcs[0].instances) != 1 {
-		t.Errorf("enabled shipped config: %+v, want one instance\n%q", svcs, r.logs)
+	svcs := r.services(t)
+	if len(svcs) != 1 || len(svcs[0].instances) != 1 {
+		t.Fatalf("enabled shipped config: %+v, want one instance\n%q", svcs, r.logs)
 	}
+	// The daemon accepts the command line the script gives procd.
+	command := svcs[0].instances[0]["command"]
+	if probe := run(t, 30*time.Second, e.dir, nil, append(command, "-check-config")...); probe.err != nil || strings.TrimSpace(probe.stdout) != "ok" {
+		t.Errorf("%q -check-config: %v\n%s%s", command, probe.err, probe.stdout, probe.stderr)
+	}
+
+	// A gluon node's file, with the gluon package's hook and extra
+	// arguments: started, and the daemon takes the whole command line.
+	gluon, err := os.ReadFile(filepath.Join(repoRoot(t), "src", "config", "testdata", "gluon.uci"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, e.confFile(), string(gluon), 0o600)
+	writeFile(t, e.gluonHook, "#!/bin/sh\n", 0o755)
+	writeFile(t, e.gluonArgs, "#!/bin/sh\necho -L -o 42:4:0x0a.0273.0x7f.1\n", 0o755)
+	r = e.run(t, sh, "start")
+	svcs = r.services(t)
+	if len(svcs) != 1 || len(svcs[0].instances) != 1 {
+		t.Fatalf("gluon config: %+v, want one instance\n%q", svcs, r.logs)
+	}
+	command = svcs[0].instances[0]["command"]
+	if !slices.Contains(command, e.gluonHook) || !slices.Contains(command, "-L") {
+		t.Errorf("gluon command line %q lacks the hook or the extra arguments", command)
+	}
+	if probe := run(t, 30*time.Second, e.dir, nil, append(command, "-check-config")...); probe.err != nil || strings.TrimSpace(probe.stdout) != "ok" {
+		t.Errorf("%q -check-config: %v\n%s%s", command, probe.err, probe.stdout, probe.stderr)
+	}
+	os.Remove(e.gluonHook)
+	os.Remove(e.gluonArgs)
 
 	// Invalid: not started, and the daemon's reason is in the log.
 	writeFile(t, e.confFile(), "config ddhcpd 'settings'\n\toption enabled '1'\n\toption pool '10.0.0.0/40'\n", 0o600)
@@ -539,6 +574,66 @@ config ddhcpd 'settings'
 				got := slices.Sorted(slices.Values(svcs[0].interfaceTriggers))
 				if !slices.Equal(got, tc.triggers) {
 					t.Errorf("interface triggers %q, want %q", got, tc.triggers)
+				}
+			})
+		}
+	}
+}
+
+// TestInitScriptGluon: what the gluon package's init script gave the C
+// daemon besides its settings keeps coming: -H /etc/ddhcpd.hook when that
+// hook exists and the file names no hook, and the words
+// /lib/gluon/ddhcpd/arguments prints (not glob-expanded). The daemon's
+// check sees them too.
+func TestInitScriptGluon(t *testing.T) {
+	const args = "#!/bin/sh\necho '-L -o 42:4:10.116.254.1' '*'\n"
+	for _, sh := range shells(t) {
+		for _, tc := range []struct {
+			name       string
+			hook, prog bool
+			conf       string
+			extra      []string
+		}{
+			{"hook and arguments", true, true, validConf, []string{"-H", "HOOK", "-L", "-o", "42:4:10.116.254.1", "*"}},
+			{"hook", true, false, validConf, []string{"-H", "HOOK"}},
+			{"arguments", false, true, validConf, []string{"-L", "-o", "42:4:10.116.254.1", "*"}},
+			{"own hook", true, false, validConf + "\toption hook '/usr/lib/ddhcpd/hook'\n", nil},
+			{"neither", false, false, validConf, nil},
+		} {
+			t.Run(sh.name+"/"+tc.name, func(t *testing.T) {
+				e := newRCEnv(t, tc.conf)
+				if tc.hook {
+					writeFile(t, e.gluonHook, "#!/bin/sh\n", 0o755)
+				}
+				if tc.prog {
+					writeFile(t, e.gluonArgs, args, 0o755)
+				}
+				// A file named * where the words are split: not expanded.
+				writeFile(t, filepath.Join(e.dir, "glob-bait"), "", 0o644)
+				var extra []string
+				for _, a := range tc.extra {
+					if a == "HOOK" {
+						a = e.gluonHook
+					}
+					extra = append(extra, a)
+				}
+				for _, action := range []string{"start", "reload"} {
+					r := e.run(t, sh, action)
+					if r.err != nil {
+						t.Fatalf("%s: %v\n%s", action, r.err, r.stderr)
+					}
+					svcs := r.services(t)
+					if len(svcs) != 1 || len(svcs[0].instances) != 1 {
+						t.Fatalf("%s: %+v", action, svcs)
+					}
+					want := append([]string{e.prog, "-uci", e.confFile(), "-syslog"}, extra...)
+					if got := svcs[0].instances[0]["command"]; !slices.Equal(got, want) {
+						t.Errorf("%s: command %q, want %q", action, got, want)
+					}
+					wantCheck := append([]string{"-uci", e.confFile(), "-check-config"}, extra...)
+					if len(r.checks) != 1 || !slices.Equal(r.checks[0], wantCheck) {
+						t.Errorf("%s: daemon calls %q, want one: %q", action, r.checks, wantCheck)
+					}
 				}
 			})
 		}

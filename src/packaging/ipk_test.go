@@ -404,19 +404,21 @@ var dataWant = map[string]struct {
 	mode int64
 	link string
 }{
-	"./":                        {tar.TypeDir, 0o755, ""},
-	"./etc/":                    {tar.TypeDir, 0o755, ""},
-	"./etc/config/":             {tar.TypeDir, 0o755, ""},
-	"./etc/config/ddhcpd":       {tar.TypeReg, 0o600, ""},
-	"./etc/init.d/":             {tar.TypeDir, 0o755, ""},
-	"./etc/init.d/ddhcpd":       {tar.TypeReg, 0o755, ""},
-	"./usr/":                    {tar.TypeDir, 0o755, ""},
-	"./usr/libexec/":            {tar.TypeDir, 0o755, ""},
-	"./usr/libexec/rpcd/":       {tar.TypeDir, 0o755, ""},
-	"./usr/libexec/rpcd/ddhcpd": {tar.TypeSymlink, 0, "/usr/sbin/ddhcpd"},
-	"./usr/sbin/":               {tar.TypeDir, 0o755, ""},
-	"./usr/sbin/ddhcpctl":       {tar.TypeSymlink, 0, "ddhcpd"},
-	"./usr/sbin/ddhcpd":         {tar.TypeReg, 0o755, ""},
+	"./":                           {tar.TypeDir, 0o755, ""},
+	"./etc/":                       {tar.TypeDir, 0o755, ""},
+	"./etc/config/":                {tar.TypeDir, 0o755, ""},
+	"./etc/config/ddhcpd":          {tar.TypeReg, 0o600, ""},
+	"./etc/init.d/":                {tar.TypeDir, 0o755, ""},
+	"./etc/init.d/ddhcpd":          {tar.TypeReg, 0o755, ""},
+	"./etc/uci-defaults/":          {tar.TypeDir, 0o755, ""},
+	"./etc/uci-defaults/50-ddhcpd": {tar.TypeReg, 0o644, ""},
+	"./usr/":                       {tar.TypeDir, 0o755, ""},
+	"./usr/libexec/":               {tar.TypeDir, 0o755, ""},
+	"./usr/libexec/rpcd/":          {tar.TypeDir, 0o755, ""},
+	"./usr/libexec/rpcd/ddhcpd":    {tar.TypeSymlink, 0, "/usr/sbin/ddhcpd"},
+	"./usr/sbin/":                  {tar.TypeDir, 0o755, ""},
+	"./usr/sbin/ddhcpctl":          {tar.TypeSymlink, 0, "ddhcpd"},
+	"./usr/sbin/ddhcpd":            {tar.TypeReg, 0o755, ""},
 }
 
 func checkData(t *testing.T, p pkg, initScript, config []byte) {
@@ -448,6 +450,11 @@ func checkData(t *testing.T, p pkg, initScript, config []byte) {
 	}
 	if e, ok := p.data["./etc/config/ddhcpd"]; ok && config != nil && !bytes.Equal(e.data, config) {
 		t.Errorf("packaged config differs from files/etc/config/ddhcpd")
+	}
+	if defaults, err := os.ReadFile(filepath.Join(repoRoot(t), "files", "etc", "uci-defaults", "50-ddhcpd")); err != nil {
+		t.Error(err)
+	} else if e, ok := p.data["./etc/uci-defaults/50-ddhcpd"]; ok && !bytes.Equal(e.data, defaults) {
+		t.Errorf("packaged uci-defaults script differs from files/etc/uci-defaults/50-ddhcpd")
 	}
 }
 
