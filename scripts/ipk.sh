@@ -17,11 +17,15 @@
 #     what ipkg-build writes and what opkg compares with the free space.
 #
 # Contents: /usr/sbin/ddhcpd, /usr/sbin/ddhcpctl -> ddhcpd,
-# /usr/libexec/rpcd/ddhcpd -> /usr/sbin/ddhcpd, /etc/init.d/ddhcpd and
+# /usr/libexec/rpcd/ddhcpd -> /usr/sbin/ddhcpd, /etc/init.d/ddhcpd,
 # /etc/config/ddhcpd (a conffile: opkg keeps the router's edited copy on
-# upgrade). postinst/prerm are OpenWrt's defaults, which enable and start
-# the service on a live router, only enable it inside an image root
-# ($IPKG_INSTROOT), and stop and disable it on removal.
+# upgrade) and /etc/uci-defaults/zzzz-ddhcpd-firewall. postinst/prerm are
+# OpenWrt's defaults, which enable and start the service on a live router
+# (and run the package's uci-defaults script), only enable it inside an
+# image root ($IPKG_INSTROOT), and stop and disable it on removal; they
+# source postinst-pkg and prerm-pkg, the feed Makefile's
+# Package/ddhcpd/postinst and prerm (scripts/feed-script.sh), as the SDK
+# packs them.
 #
 # Environment: VERSION (default: git describe), MAINTAINER, LICENSE,
 # SOURCE_DATE_EPOCH.
@@ -74,10 +78,13 @@ pkgver=$(pkg_version "$VERSION")
 
 conf=files/etc/config/ddhcpd
 init=files/etc/init.d/ddhcpd
-[ -f "$init" ] || {
-	echo "ipk: $init is missing" >&2
-	exit 1
-}
+fwdefaults=files/etc/uci-defaults/zzzz-ddhcpd-firewall
+for f in "$init" "$fwdefaults"; do
+	[ -f "$f" ] || {
+		echo "ipk: $f is missing" >&2
+		exit 1
+	}
+done
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -118,12 +125,13 @@ for arch in "$@"; do
 	chmod 0755 "$root" "$ctl"
 
 	install -d -m 0755 "$root/usr/sbin" "$root/usr/libexec/rpcd" \
-		"$root/etc/init.d" "$root/etc/config"
+		"$root/etc/init.d" "$root/etc/config" "$root/etc/uci-defaults"
 	install -m 0755 "$bin" "$root/usr/sbin/ddhcpd"
 	ln -s ddhcpd "$root/usr/sbin/ddhcpctl"
 	ln -s /usr/sbin/ddhcpd "$root/usr/libexec/rpcd/ddhcpd"
 	install -m 0755 "$init" "$root/etc/init.d/ddhcpd"
 	install -m 0600 "$conf" "$root/etc/config/ddhcpd" # OpenWrt's INSTALL_CONF
+	install -m 0755 "$fwdefaults" "$root/etc/uci-defaults/zzzz-ddhcpd-firewall"
 
 	tarball "$root" "$pkg/data.tar.gz"
 	size=$(gzip -dc "$pkg/data.tar.gz" | wc -c | tr -d ' ')
@@ -161,8 +169,11 @@ EOF
 . "${IPKG_INSTROOT}/lib/functions.sh"
 default_prerm "$0" "$@"
 EOF
+	# The package's own parts, which default_postinst/default_prerm source.
+	scripts/feed-script.sh postinst >"$ctl/postinst-pkg"
+	scripts/feed-script.sh prerm >"$ctl/prerm-pkg"
 	chmod 0644 "$ctl/control" "$ctl/conffiles"
-	chmod 0755 "$ctl/postinst" "$ctl/prerm"
+	chmod 0755 "$ctl/postinst" "$ctl/prerm" "$ctl/postinst-pkg" "$ctl/prerm-pkg"
 	tarball "$ctl" "$pkg/control.tar.gz"
 	echo "2.0" >"$pkg/debian-binary"
 

@@ -40,6 +40,9 @@ func TestFeedMakefile(t *testing.T) {
 		{`\$\(LN\) /usr/sbin/ddhcpd \$\(1\)/usr/libexec/rpcd/ddhcpd$`, "rpcd plugin -> /usr/sbin/ddhcpd"},
 		{`\$\(INSTALL_BIN\) \$\(PKG_BUILD_DIR\)/files/etc/init.d/ddhcpd \$\(1\)/etc/init.d/ddhcpd$`, "init script, 0755"},
 		{`\$\(INSTALL_CONF\) \$\(PKG_BUILD_DIR\)/files/etc/config/ddhcpd \$\(1\)/etc/config/ddhcpd$`, "config, 0600"},
+		{`\$\(INSTALL_BIN\) \$\(PKG_BUILD_DIR\)/files/etc/uci-defaults/zzzz-ddhcpd-firewall \$\(1\)/etc/uci-defaults/zzzz-ddhcpd-firewall$`, "uci-defaults script (firewall rule)"},
+		{`(?s)^define Package/ddhcpd/postinst\n.*killall -HUP rpcd`, "postinst tells rpcd to read its plugins"},
+		{`(?s)^define Package/ddhcpd/prerm\n.*delete "firewall\.`, "prerm deletes the firewall rules"},
 	} {
 		if !has(want.re) {
 			t.Errorf("feed Makefile: %s: no line matching %s", want.why, want.re)
