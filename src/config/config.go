@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,7 +66,8 @@ type Config struct {
 	Persist       string        // optional copy of the state on flash
 	PersistEvery  time.Duration // least time between writes of that copy
 	LogLevel      slog.Level
-	Overlay       bool // spanning-tree overlay for routed meshes (-overlay, UCI "overlay")
+	Overlay       bool   // spanning-tree overlay for routed meshes (-overlay, UCI "overlay")
+	LeaseFile     string // dnsmasq-format lease file for LuCI and others (-leasefile, UCI "leasefile"); "" writes none
 
 	UCIFile     string  // -uci: the UCI file read first; Reload reads it again
 	CheckConfig bool    // -check-config: validate, report and exit
@@ -169,6 +171,8 @@ const Usage = `usage: ddhcpd [flags]
   -check-config          validate the configuration, print every problem and exit
   -overlay               spanning-tree overlay for routed meshes: relay claims along a
                          tree of the nodes heard on the mesh interfaces (-i, repeatable)
+  -leasefile FILE        keep the active leases in FILE in dnsmasq's lease file format
+                         (as /tmp/dhcp.leases), for LuCI; an absolute path (default: none)
 `
 
 // Parse reads the command line. It returns ErrHelp or ErrVersion for -h and
@@ -351,6 +355,17 @@ func newFlagSet(c *Config, v *flagVars) *flag.FlagSet {
 	fs.StringVar(&c.UCIFile, "uci", c.UCIFile, "")
 	fs.BoolVar(&c.CheckConfig, "check-config", c.CheckConfig, "")
 	fs.BoolVar(&c.Overlay, "overlay", c.Overlay, "")
+	fs.Func("leasefile", "", func(s string) error {
+		switch {
+		case s == "":
+			c.LeaseFile = "" // none
+		case !filepath.IsAbs(s) || strings.HasSuffix(s, "/"):
+			return errors.New("want an absolute file path like /tmp/ddhcpd.leases")
+		default:
+			c.LeaseFile = filepath.Clean(s)
+		}
+		return nil
+	})
 	return fs
 }
 
