@@ -85,13 +85,16 @@ test-qemu-mips:
 	@scripts/deps-pkg.sh
 	scripts/qemu-test.sh mips
 
-# The init script and the packaging scripts are POSIX sh (busybox ash on
-# the router).
+# The init script, the uci-defaults script, the feed's maintainer script
+# parts and the packaging scripts are POSIX sh (busybox ash on the router).
 shellcheck:
 	@scripts/deps-pkg.sh
 	shellcheck -s sh files/etc/init.d/ddhcpd files/etc/uci-defaults/50-ddhcpd \
-		scripts/cross.sh scripts/ipk.sh \
+		files/etc/uci-defaults/zzzz-ddhcpd-firewall \
+		scripts/cross.sh scripts/ipk.sh scripts/feed-script.sh \
 		scripts/qemu-test.sh scripts/deps-pkg.sh scripts/fuzz.sh \
 		src/packaging/testdata/openwrt/etc/rc.common \
 		src/packaging/testdata/openwrt/lib/functions.sh \
 		src/packaging/testdata/openwrt/lib/functions/procd.sh
+	set -o pipefail; scripts/feed-script.sh postinst | shellcheck -s sh -
+	set -o pipefail; scripts/feed-script.sh prerm | shellcheck -s sh -

@@ -19,11 +19,14 @@
 # Contents: /usr/sbin/ddhcpd, /usr/sbin/ddhcpctl -> ddhcpd,
 # /usr/libexec/rpcd/ddhcpd -> /usr/sbin/ddhcpd, /etc/init.d/ddhcpd,
 # /etc/config/ddhcpd (a conffile: opkg keeps the router's edited copy on
-# upgrade) and /etc/uci-defaults/50-ddhcpd (adapts a kept configuration).
-# postinst/prerm are OpenWrt's defaults, which run the uci-defaults script
-# and enable and start the service on a live router, only enable it inside
-# an image root ($IPKG_INSTROOT; the image runs the script at its first
-# boot), and stop and disable it on removal.
+# upgrade), /etc/uci-defaults/50-ddhcpd (adapts a kept configuration) and
+# /etc/uci-defaults/zzzz-ddhcpd-firewall. postinst/prerm are OpenWrt's
+# defaults, which run the uci-defaults scripts and enable and start the
+# service on a live router, only enable it inside an image root
+# ($IPKG_INSTROOT; the image runs the scripts at its first boot), and stop
+# and disable it on removal; they source postinst-pkg and prerm-pkg, the feed Makefile's
+# Package/ddhcpd/postinst and prerm (scripts/feed-script.sh), as the SDK
+# packs them.
 #
 # Environment: VERSION (default: git describe), MAINTAINER, LICENSE,
 # SOURCE_DATE_EPOCH.
@@ -77,10 +80,13 @@ pkgver=$(pkg_version "$VERSION")
 conf=files/etc/config/ddhcpd
 init=files/etc/init.d/ddhcpd
 defaults=files/etc/uci-defaults/50-ddhcpd
-[ -f "$init" ] || {
-	echo "ipk: $init is missing" >&2
-	exit 1
-}
+fwdefaults=files/etc/uci-defaults/zzzz-ddhcpd-firewall
+for f in "$init" "$defaults" "$fwdefaults"; do
+	[ -f "$f" ] || {
+		echo "ipk: $f is missing" >&2
+		exit 1
+	}
+done
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -128,6 +134,7 @@ for arch in "$@"; do
 	install -m 0755 "$init" "$root/etc/init.d/ddhcpd"
 	install -m 0600 "$conf" "$root/etc/config/ddhcpd" # OpenWrt's INSTALL_CONF
 	install -m 0644 "$defaults" "$root/etc/uci-defaults/50-ddhcpd" # sourced, not run
+	install -m 0755 "$fwdefaults" "$root/etc/uci-defaults/zzzz-ddhcpd-firewall"
 
 	tarball "$root" "$pkg/data.tar.gz"
 	size=$(gzip -dc "$pkg/data.tar.gz" | wc -c | tr -d ' ')
@@ -165,8 +172,11 @@ EOF
 . "${IPKG_INSTROOT}/lib/functions.sh"
 default_prerm "$0" "$@"
 EOF
+	# The package's own parts, which default_postinst/default_prerm source.
+	scripts/feed-script.sh postinst >"$ctl/postinst-pkg"
+	scripts/feed-script.sh prerm >"$ctl/prerm-pkg"
 	chmod 0644 "$ctl/control" "$ctl/conffiles"
-	chmod 0755 "$ctl/postinst" "$ctl/prerm"
+	chmod 0755 "$ctl/postinst" "$ctl/prerm" "$ctl/postinst-pkg" "$ctl/prerm-pkg"
 	tarball "$ctl" "$pkg/control.tar.gz"
 	echo "2.0" >"$pkg/debian-binary"
 

@@ -68,7 +68,8 @@ type Config struct {
 	NodeIDFile    string        // the node id on flash, written once; default: node_id beside Persist
 	PersistEvery  time.Duration // least time between writes of that copy
 	LogLevel      slog.Level
-	Overlay       bool // spanning-tree overlay for routed meshes (-overlay, UCI "overlay")
+	Overlay       bool   // spanning-tree overlay for routed meshes (-overlay, UCI "overlay")
+	LeaseFile     string // dnsmasq-format lease file for LuCI and others (-leasefile, UCI "leasefile"); "" writes none
 
 	// How the process runs; command line only.
 	Syslog    string // -syslog[=SOCKET]: log to this syslog socket with real priorities
@@ -185,6 +186,8 @@ const Usage = `usage: ddhcpd [flags]
   -pid-file FILE         write the daemon's pid to FILE (removed at exit)
   -syslog[=SOCKET]       log to the syslog socket (default /dev/log) with each line's
                          priority (debug, info, notice, warning, err), facility daemon
+  -leasefile FILE        keep the active leases in FILE in dnsmasq's lease file format
+                         (as /tmp/dhcp.leases), for LuCI; an absolute path (default: none)
 `
 
 // Parse reads the command line. It returns ErrHelp or ErrVersion for -h and
@@ -380,6 +383,17 @@ func newFlagSet(c *Config, v *flagVars) *flag.FlagSet {
 	fs.BoolVar(&c.CheckConfig, "check-config", c.CheckConfig, "")
 	fs.BoolVar(&c.Overlay, "overlay", c.Overlay, "")
 	fs.Var(syslogFlag{&c.Syslog}, "syslog", "")
+	fs.Func("leasefile", "", func(s string) error {
+		switch {
+		case s == "":
+			c.LeaseFile = "" // none
+		case !filepath.IsAbs(s) || strings.HasSuffix(s, "/"):
+			return errors.New("want an absolute file path like /tmp/ddhcpd.leases")
+		default:
+			c.LeaseFile = filepath.Clean(s)
+		}
+		return nil
+	})
 	return fs
 }
 

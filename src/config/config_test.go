@@ -18,7 +18,7 @@ func TestDefaults(t *testing.T) {
 		c.BlockTimeout != time.Minute || c.TentativeTimeout != 15*time.Second ||
 		c.NeedlessTimeout != 300*time.Second || c.LearningTime != time.Minute ||
 		!slices.Equal(c.MeshInterfaces, []string{"server0"}) || !slices.Equal(c.ClientInterfaces, []string{"client0"}) ||
-		c.LogLevel != slog.LevelWarn {
+		c.LogLevel != slog.LevelWarn || c.LeaseFile != "" {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -204,6 +204,8 @@ func TestBadFlags(t *testing.T) {
 		{"-learning -3s", "learning", "-3s"},
 		{"-inquire-interval 300ms", "inquire-interval", "300ms"},
 		{"-inquire-interval 0s", "inquire-interval", "0s"},
+		{"-leasefile tmp/ddhcpd.leases", "leasefile", "tmp/ddhcpd.leases"},
+		{"-leasefile /tmp/", "leasefile", "/tmp/"},
 	}
 	for _, tt := range tests {
 		_, err := Parse(strings.Fields(tt.args))

@@ -329,6 +329,8 @@ func (m *uciMapper) main(s *UCISection) {
 			if b, ok := m.boolean(s, o); ok {
 				m.c.Overlay = b
 			}
+		case "leasefile":
+			m.flag(s, o, "leasefile", nil)
 		default:
 			m.warn(m.at(s, o, o.Values[0]), "unknown option in the ddhcpd section, ignored")
 		}
@@ -789,6 +791,8 @@ func uciFieldName(field string) string {
 		return "node_id_file"
 	case "Overlay":
 		return "overlay"
+	case "LeaseFile":
+		return "leasefile"
 	}
 	return field
 }

@@ -191,6 +191,7 @@ func TestUCIFull(t *testing.T) {
 		{"persist_interval", c.PersistEvery == 900*time.Second},
 		{"log_level", c.LogLevel == slog.LevelDebug},
 		{"overlay", c.Overlay},
+		{"leasefile", c.LeaseFile == "/tmp/ddhcpd.leases"},
 		{"always", slices.Equal(c.Always, []uint8{3, 252})},
 		{"uci file", c.UCIFile == "testdata/full.uci"},
 	}
@@ -636,6 +637,32 @@ config host
 	}
 	if _, err := Reload("", old); err == nil {
 		t.Error("reload without a file")
+	}
+}
+
+// TestUCILeaseFile: the lease file is an absolute path; a bad one names the
+// file's line, the option and the value; the flag wins; and changing it needs
+// a restart.
+func TestUCILeaseFile(t *testing.T) {
+	path := writeUCI(t, "config ddhcpd 'settings'\n\toption leasefile 'tmp/ddhcpd.leases'\n")
+	_, err := Parse([]string{"-uci", path})
+	if want := path + ":2: option leasefile 'tmp/ddhcpd.leases': want an absolute file path"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("relative path: %v, want %q", err, want)
+	}
+	path = writeUCI(t, "config ddhcpd 'settings'\n\toption leasefile '/tmp//ddhcpd.leases'\n")
+	c, err := Parse([]string{"-uci", path})
+	if err != nil || c.LeaseFile != "/tmp/ddhcpd.leases" {
+		t.Errorf("leasefile %q, %v", c.LeaseFile, err)
+	}
+	if c, err := Parse([]string{"-uci", path, "-leasefile", ""}); err != nil || c.LeaseFile != "" {
+		t.Errorf("-leasefile '' over the file: %q, %v", c.LeaseFile, err)
+	}
+	if err := os.WriteFile(path, []byte("config ddhcpd 'settings'\n\toption leasefile '/tmp/dhcp.leases'\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var re *RestartError
+	if _, err := Reload(path, c); !errors.As(err, &re) || !slices.Equal(re.Settings, []string{"leasefile"}) {
+		t.Errorf("reload with another lease file: %v", err)
 	}
 }
 

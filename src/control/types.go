@@ -31,7 +31,8 @@ type Lease struct {
 	Hostname string  `json:"hostname,omitempty"`
 	Expires  float64 `json:"expires"` // seconds left (negative: expired, not yet reclaimed)
 	Block    uint32  `json:"block"`
-	Local    bool    `json:"local"` // in a block this node serves
+	Local    bool    `json:"local"`            // in a block this node serves
+	Static   bool    `json:"static,omitempty"` // the address is reserved for this client (a host section)
 }
 
 // Iface is a mesh interface's state.

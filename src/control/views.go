@@ -102,6 +102,10 @@ func LeaseRows(t *lease.Table, now time.Duration) []Lease {
 		if len(l.HW) > 0 {
 			row.HW = l.HW.String()
 		}
+		if k, ok := t.ReservedFor(l.Addr); ok && l.Client != "" &&
+			(k == l.Client || len(l.HW) > 0 && k == lease.KeyOf(nil, l.HW)) {
+			row.Static = true
+		}
 		if idx, ok := t.Pool().Block(l.Addr); ok {
 			row.Block = idx
 			row.Local = t.Serving(idx)

@@ -56,8 +56,9 @@ type Daemon struct {
 	serverID netip.Addr
 	// hook runs the -H command for events; nil without -H (a nil Runner
 	// does nothing).
-	hook  *hook.Runner
-	state stateWriter
+	hook      *hook.Runner
+	state     stateWriter
+	leaseFile *leaseFile // nil without -leasefile
 }
 
 // driverStats are the daemon's own counters, beside the node's.
@@ -115,6 +116,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 		return err
 	}
 	d.state.start(d.stateReport)
+	d.startLeaseFile()
+	defer d.stopLeaseFile()
 
 	d.mesh, err = netio.OpenMesh(ctx, netio.MeshConfig{
 		Interfaces: cfg.MeshInterfaces,
@@ -140,6 +143,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, version strin
 	err = d.loop(ctx)
 	d.saveState(true)
 	d.state.stop() // a snapshot still being written is finished before we exit
+	d.saveLeaseFile(true)
 	return err
 }
 
@@ -331,9 +335,13 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		d.carryOut()
 		d.saveState(false)
+		d.saveLeaseFile(false)
 		next := d.node.Next()
 		if d.state.dirty {
 			next = min(next, d.state.due())
+		}
+		if due, ok := d.leaseFileDue(); ok {
+			next = min(next, due)
 		}
 		timer.Reset(max(next-d.clock.now(), time.Millisecond))
 	}
@@ -373,6 +381,7 @@ func (d *Daemon) carryOut() {
 	}
 	if rd.StateChanged {
 		d.state.dirty = true
+		d.leaseFileChanged()
 	}
 }
 

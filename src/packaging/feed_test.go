@@ -49,6 +49,9 @@ func TestFeedMakefile(t *testing.T) {
 		{`\$\(INSTALL_BIN\) \$\(PKG_BUILD_DIR\)/files/etc/init.d/ddhcpd \$\(1\)/etc/init.d/ddhcpd$`, "init script, 0755"},
 		{`\$\(INSTALL_CONF\) \$\(PKG_BUILD_DIR\)/files/etc/config/ddhcpd \$\(1\)/etc/config/ddhcpd$`, "config, 0600"},
 		{`\$\(INSTALL_DATA\) \$\(PKG_BUILD_DIR\)/files/etc/uci-defaults/50-ddhcpd \$\(1\)/etc/uci-defaults/50-ddhcpd$`, "uci-defaults script, 0644"},
+		{`\$\(INSTALL_BIN\) \$\(PKG_BUILD_DIR\)/files/etc/uci-defaults/zzzz-ddhcpd-firewall \$\(1\)/etc/uci-defaults/zzzz-ddhcpd-firewall$`, "uci-defaults script (firewall rule)"},
+		{`(?s)^define Package/ddhcpd/postinst\n.*killall -HUP rpcd`, "postinst tells rpcd to read its plugins"},
+		{`(?s)^define Package/ddhcpd/prerm\n.*delete "firewall\.`, "prerm deletes the firewall rules"},
 	} {
 		if !has(want.re) {
 			t.Errorf("feed Makefile: %s: no line matching %s", want.why, want.re)

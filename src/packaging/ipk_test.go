@@ -64,6 +64,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Run as the scripts' uci command (fakeuci_test.go).
+	if os.Getenv(fakeUCIEnv) != "" {
+		os.Exit(fakeUCIMain(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	code := m.Run()
 	if ipkTmp != "" {
 		os.RemoveAll(ipkTmp)
@@ -312,11 +316,13 @@ func checkOwner(t *testing.T, where string, h *tar.Header) {
 
 func checkControl(t *testing.T, p pkg, arch string, fixed bool) {
 	wantFiles := map[string]int64{
-		"./":          0o755,
-		"./control":   0o644,
-		"./conffiles": 0o644,
-		"./postinst":  0o755,
-		"./prerm":     0o755,
+		"./":             0o755,
+		"./control":      0o644,
+		"./conffiles":    0o644,
+		"./postinst":     0o755,
+		"./prerm":        0o755,
+		"./postinst-pkg": 0o755,
+		"./prerm-pkg":    0o755,
 	}
 	for name, e := range p.control {
 		mode, ok := wantFiles[name]
@@ -391,9 +397,15 @@ func checkControl(t *testing.T, p pkg, arch string, fixed bool) {
 			t.Errorf("conffile %s is not a file of the package", cf)
 		}
 	}
-	for _, s := range []string{"./postinst", "./prerm"} {
+	for _, s := range []string{"./postinst", "./prerm", "./postinst-pkg", "./prerm-pkg"} {
 		if !bytes.HasPrefix(p.control[s].data, []byte("#!/bin/sh\n")) {
 			t.Errorf("%s does not start with #!/bin/sh", s)
+		}
+	}
+	// The package's own parts are the feed Makefile's, as the SDK packs them.
+	for _, s := range []string{"postinst", "prerm"} {
+		if got, want := string(p.control["./"+s+"-pkg"].data), feedScript(t, s); got != want {
+			t.Errorf("%s-pkg is not the feed Makefile's Package/ddhcpd/%s:\n%s\nwant:\n%s", s, s, got, want)
 		}
 	}
 }
@@ -419,6 +431,7 @@ var dataWant = map[string]struct {
 	"./usr/sbin/":                  {tar.TypeDir, 0o755, ""},
 	"./usr/sbin/ddhcpctl":          {tar.TypeSymlink, 0, "ddhcpd"},
 	"./usr/sbin/ddhcpd":            {tar.TypeReg, 0o755, ""},
+	"./etc/uci-defaults/zzzz-ddhcpd-firewall": {tar.TypeReg, 0o755, ""},
 }
 
 func checkData(t *testing.T, p pkg, initScript, config []byte) {
@@ -455,6 +468,11 @@ func checkData(t *testing.T, p pkg, initScript, config []byte) {
 		t.Error(err)
 	} else if e, ok := p.data["./etc/uci-defaults/50-ddhcpd"]; ok && !bytes.Equal(e.data, defaults) {
 		t.Errorf("packaged uci-defaults script differs from files/etc/uci-defaults/50-ddhcpd")
+	}
+	if want, err := os.ReadFile(filepath.Join(repoRoot(t), fwDefaultsPath)); err != nil {
+		t.Error(err)
+	} else if e, ok := p.data["./etc/uci-defaults/zzzz-ddhcpd-firewall"]; ok && !bytes.Equal(e.data, want) {
+		t.Errorf("packaged uci-defaults script differs from %s", fwDefaultsPath)
 	}
 }
 

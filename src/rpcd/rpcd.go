@@ -57,6 +57,10 @@ var methods = []method{
 // which is what the LuCI page polls: one process start instead of four.
 const overview = "overview"
 
+// The methods beside the pass-through ones: overview (above) and
+// ipv4leases (ipv4leases.go).
+var extraMethods = []string{overview, ipv4Leases}
+
 // overviewParts are asked in this order; status first, so that a daemon that
 // cannot be reached is one error.
 var overviewParts = []string{"status", "blocks", "leases", "tree"}
@@ -99,11 +103,11 @@ func Main(args []string, stdin io.Reader, stdout io.Writer, socket string) int {
 
 // Methods lists the names of the ubus methods.
 func Methods() []string {
-	names := make([]string, 0, len(methods)+1)
+	names := make([]string, 0, len(methods)+len(extraMethods))
 	for _, m := range methods {
 		names = append(names, m.name)
 	}
-	return append(names, overview)
+	return append(names, extraMethods...)
 }
 
 // List is what "list" prints: every method with its (empty) argument
@@ -129,8 +133,11 @@ func Call(socket, name string, stdin io.Reader) ([]byte, int) {
 	if err := readArgs(stdin); err != nil {
 		return failure(CodeBadInput, err.Error()), 2
 	}
-	if name == overview {
+	switch name {
+	case overview:
 		return callOverview(socket)
+	case ipv4Leases:
+		return callIPv4Leases(socket)
 	}
 	for _, m := range methods {
 		if m.name != name {

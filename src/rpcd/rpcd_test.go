@@ -79,7 +79,7 @@ func TestList(t *testing.T) {
 	if status != 0 {
 		t.Fatalf("list: status %d", status)
 	}
-	want := []string{"status", "blocks", "leases", "tree", "stats", "options", "overview"}
+	want := []string{"status", "blocks", "leases", "tree", "stats", "options", "overview", "ipv4leases"}
 	if len(got) != len(want) {
 		t.Fatalf("list: %v, want the methods %v", got, want)
 	}
