@@ -72,7 +72,7 @@ func BenchmarkOverlayBuild(b *testing.B) {
 				b.ReportMetric(float64(msgs)/float64(n), "msgs/node")
 				b.ReportMetric(float64(bytes)/float64(n), "bytes/node")
 				b.ReportMetric(float64(depth), "depth")
-				b.ReportMetric(float64(o.Traffic().Largest), "max-B")
+				b.ReportMetric(float64(o.Total().MaxSent), "max-B")
 			})
 		}
 	}

@@ -58,7 +58,7 @@ import (
 // least; a larger datagram would be fragmented by the kernel (and lost whole
 // with any fragment) or cut by netio's receive buffer, so the simulation
 // loses it.
-const MTU = 1280 - 40 - 8
+const MTU = wire.MaxDatagram
 
 // The receive limits of a simulated router: DefaultRxQueue is netio's queue
 // of received datagrams (netio.DefaultQueueLen); DefaultRxRate is a rate
