@@ -65,7 +65,7 @@ clean:
 # OpenWrt packaging (docs/openwrt.md). scripts/cross.sh holds the mapping of
 # OpenWrt architectures to GOARCH/GOMIPS/GOARM; scripts/deps-pkg.sh installs
 # shellcheck, qemu-user, busybox and dash from Debian.
-.PHONY: cross ipk test-qemu test-qemu-mips shellcheck
+.PHONY: cross ipk deb test-qemu test-qemu-mips shellcheck
 
 # Static binaries for the OpenWrt targets: dist/<arch>/ddhcpd.
 cross: deps
@@ -74,6 +74,14 @@ cross: deps
 # dist/ddhcpd_<version>_<arch>.ipk for every target, without the SDK.
 ipk: cross
 	VERSION=$(VERSION) scripts/ipk.sh -n -o dist
+
+# dist/ddhcpd_<version>_<arch>.deb for Debian mesh gateways (amd64, arm64):
+# dpkg-deb from a staging tree, systemd unit and files from files/debian/
+# (docs/openwrt.md, "Debian gateway"). DEB_ARCHS=armhf builds that too.
+DEB_ARCHS ?= amd64 arm64
+deb: deps
+	@scripts/deps-pkg.sh
+	VERSION=$(VERSION) scripts/deb.sh -o dist $(DEB_ARCHS)
 
 # The pure packages' tests on big-endian MIPS and on 32-bit ARM, under
 # qemu-user; make test runs the MIPS half.
@@ -85,13 +93,16 @@ test-qemu-mips:
 	@scripts/deps-pkg.sh
 	scripts/qemu-test.sh mips
 
-# The init script, the uci-defaults script, the feed's maintainer script
-# parts and the packaging scripts are POSIX sh (busybox ash on the router).
+# The init script, the uci-defaults scripts, the feed's maintainer script
+# parts, the Debian maintainer scripts and the packaging scripts are POSIX
+# sh (busybox ash on the router, dash on Debian).
 shellcheck:
 	@scripts/deps-pkg.sh
 	shellcheck -s sh files/etc/init.d/ddhcpd files/etc/uci-defaults/50-ddhcpd \
 		files/etc/uci-defaults/zzzz-ddhcpd-firewall \
 		scripts/cross.sh scripts/ipk.sh scripts/feed-script.sh \
+		scripts/deb.sh files/debian/DEBIAN/postinst files/debian/DEBIAN/prerm \
+		files/debian/DEBIAN/postrm \
 		scripts/qemu-test.sh scripts/deps-pkg.sh scripts/fuzz.sh \
 		src/packaging/testdata/openwrt/etc/rc.common \
 		src/packaging/testdata/openwrt/lib/functions.sh \
