@@ -156,7 +156,7 @@ func (m *cannedMesh) serve(t *testing.T) string {
 
 // TestBlockMapAndTree renders the page of a router in a bigger mesh (a
 // daemon with canned answers behind the real plugin) and checks the block
-// map.
+// map and the drawing of the overlay tree.
 func TestBlockMapAndTree(t *testing.T) {
 	mesh := &cannedMesh{}
 	shot := filepath.Join(t.TempDir(), "luci-map.png")
@@ -174,6 +174,7 @@ func TestBlockMapAndTree(t *testing.T) {
 	}
 
 	checkBlockMap(t, p)
+	checkTreeDrawing(t, p)
 
 	// The tables are still there.
 	if bt := p.table(t, "ddhcpd-blocks"); len(bt.rows) != len(mesh.blocks()) {
@@ -471,6 +472,77 @@ func checkBlockMap(t *testing.T, p page) {
 		if byOwner[k] != w {
 			t.Errorf("legend for owner %s: %q, want %q", k, byOwner[k], w)
 		}
+	}
+}
+
+// treeNode is a node of the tree drawing.
+type treeNode struct {
+	class []string
+	id    string
+	text  string
+}
+
+func checkTreeDrawing(t *testing.T, p page) {
+	t.Helper()
+	svg := find(p.byID("ddhcpd-tree"), byTag("svg"))
+	if svg == nil {
+		t.Fatalf("no drawing in the tree section: %q", text(p.byID("ddhcpd-tree")))
+	}
+	byRole := map[string][]treeNode{}
+	for _, g := range findAll(svg, func(n *html.Node) bool { return hasClass(n, "ddhcpd-tnode") }) {
+		cls, _ := attr(g, "class")
+		id, _ := attr(g, "data-id")
+		// The text drawn, without the tooltip.
+		var drawn []string
+		for _, tx := range findAll(g, byTag("text")) {
+			drawn = append(drawn, text(tx))
+		}
+		n := treeNode{class: strings.Fields(cls), id: id, text: strings.Join(drawn, " | ")}
+		for _, role := range []string{"top", "parent", "self", "child", "neighbour"} {
+			if hasClass(g, role) {
+				byRole[role] = append(byRole[role], n)
+			}
+		}
+		if hasClass(g, "root") {
+			byRole["root"] = append(byRole["root"], n)
+		}
+	}
+	one := func(role, id, drawn string) {
+		t.Helper()
+		ns := byRole[role]
+		if len(ns) != 1 || ns[0].id != id || ns[0].text != drawn {
+			t.Errorf("%s in the drawing: %+v, want %s drawn as %q", role, ns, id, drawn)
+		}
+	}
+	one("self", selfID, "6c1f0a9e | this node, subtree 5")
+	one("parent", parentID, "3d5e7f90 | parent")
+	one("top", rootID, "01a2b3c4 | ★ root, 23 nodes")
+	one("root", rootID, "01a2b3c4 | ★ root, 23 nodes")
+	children := byRole["child"]
+	if len(children) != 2 || children[0].id != childA || children[0].text != "8f001122 | subtree 3" ||
+		children[1].id != childB || children[1].text != "c0ffee01 | subtree 1" {
+		t.Errorf("children in the drawing: %+v, want %s with subtree 3 and %s with subtree 1", children, childA, childB)
+	}
+	nbs := byRole["neighbour"]
+	if len(nbs) != 2 || nbs[0].id != nbSym || nbs[0].text != "d00dfeed | neighbour" ||
+		nbs[1].id != nbOneWay || nbs[1].text != "e1e2e3e4 | one-way neighbour" {
+		t.Errorf("neighbours outside the tree in the drawing: %+v", nbs)
+	}
+	// Edges: root to parent (2 hops, dashed), parent to this node, this
+	// node to each child, this node to the neighbours.
+	edges := map[string]int{}
+	for _, l := range findAll(svg, byTag("line")) {
+		cls, _ := attr(l, "class")
+		edges[cls]++
+	}
+	if edges["ddhcpd-tedge up"] != 2 || edges["ddhcpd-tedge down"] != 2 || edges["ddhcpd-tedge side"] != 1 {
+		t.Errorf("edges %v, want 2 up, 2 down, 1 to the neighbours", edges)
+	}
+	if !strings.Contains(text(svg), "2 hops") {
+		t.Errorf("the drawing does not say how far the root is: %q", text(svg))
+	}
+	if got := text(find(p.byID("ddhcpd-tree"), func(n *html.Node) bool { return hasClass(n, "ddhcpd-tree-caption") })); got != "Root 01a2b3c4, epoch 7, 23 nodes, this node at depth 3." {
+		t.Errorf("tree caption %q", got)
 	}
 }
 

@@ -6,15 +6,15 @@
 /*
  * Status of the decentralized DHCP server: this node, the blocks of the
  * pool as this node sees them (a map of the whole pool, coloured by owner,
- * and a table), its leases and the overlay tree.
+ * and a table), its leases and the overlay tree (a drawing and a table).
  *
  * One ubus call per refresh: ddhcpd's rpcd plugin answers "overview" with
  * the daemon's status, blocks, leases and tree in one run.
  *
  * Every value shown comes from the network (hostnames from DHCP clients,
  * node ids from the mesh), so all of it goes into the page as text nodes,
- * never as HTML. The map is plain DOM made with E(); nothing is loaded
- * from elsewhere.
+ * never as HTML. The drawings are plain DOM and SVG made with E(); nothing
+ * is loaded from elsewhere.
  */
 
 var callOverview = rpc.declare({
@@ -278,7 +278,11 @@ var mapStyle = [
 	'.ddhcpd-legend { display: flex; flex-wrap: wrap; gap: 4px 16px; font-size: 12px; margin-top: 8px; }',
 	'.ddhcpd-legend > span { white-space: nowrap; }',
 	'.ddhcpd-legend .ddhcpd-swatch { margin-right: 5px; }',
-	'.ddhcpd-owners { margin-top: 4px; }'
+	'.ddhcpd-owners { margin-top: 4px; }',
+	'.ddhcpd-tree-wrap { overflow-x: auto; margin-bottom: 10px; }',
+	'.ddhcpd-tree-wrap svg { display: block; font-size: 12px; }',
+	'.ddhcpd-tree-wrap text { fill: currentColor; }',
+	'.ddhcpd-tree-caption { margin-bottom: 6px; }'
 ].join('\n');
 
 function mapGeometry(st) {
@@ -452,6 +456,137 @@ function updateMap(ui, st, blocks) {
 	]);
 }
 
+/*
+ * The overlay tree as a drawing: the root at the top (when it is neither
+ * this node nor its parent, with the hops between them), the parent, this
+ * node, its children below with the size of their subtrees, and the
+ * neighbours outside the tree beside it. Each node has its colour of the
+ * block map.
+ */
+var svgNS = 'http://www.w3.org/2000/svg';
+
+function S(tag, attrs, children) {
+	return E(document.createElementNS(svgNS, tag), attrs || {}, children || []);
+}
+
+var boxW = 150, boxH = 44, gapX = 16, gapY = 44, margin = 10, maxNeighbours = 6;
+
+function treeBox(x, y, cls, id, line2, root, tooltip) {
+	var colour = nodeColour(id);
+	return S('g', { 'class': 'ddhcpd-tnode ' + cls + (root ? ' root' : ''), 'data-id': String(id) }, [
+		S('title', {}, [ text(tooltip) ]),
+		S('rect', {
+			'x': x, 'y': y, 'width': boxW, 'height': boxH, 'rx': 5,
+			'fill': colour, 'fill-opacity': cls == 'self' ? 0.35 : 0.15,
+			'stroke': colour, 'stroke-width': cls == 'self' ? 3 : 1.5,
+			'stroke-dasharray': cls == 'neighbour' ? '4 3' : null
+		}),
+		S('text', { 'x': x + boxW / 2, 'y': y + 18, 'text-anchor': 'middle', 'font-weight': 'bold', 'font-family': 'monospace' }, [
+			text(shortID(id))
+		]),
+		S('text', { 'x': x + boxW / 2, 'y': y + 35, 'text-anchor': 'middle', 'font-size': '11' }, (root
+			? [ S('tspan', { 'fill': '#d4a000', 'style': 'fill:#d4a000' }, [ text('\u2605 ') ]), text(line2) ]
+			: [ text(line2) ]))
+	]);
+}
+
+function treeLine(x1, y1, x2, y2, dashed, cls) {
+	return S('line', {
+		'class': cls, 'x1': x1, 'y1': y1, 'x2': x2, 'y2': y2,
+		'stroke': 'currentColor', 'stroke-opacity': dashed ? 0.45 : 0.7, 'stroke-width': 1.5,
+		'stroke-dasharray': dashed ? '5 4' : null
+	});
+}
+
+function treeDrawing(tree) {
+	var self = String(tree.node || '');
+	var valid = !!tree.valid && !!tree.root;
+	var root = valid ? String(tree.root) : null;
+	var parent = (isObject(tree.parent) && tree.parent.id) ? tree.parent : null;
+	var children = (Array.isArray(tree.children) ? tree.children : []).filter(function(c) { return isObject(c) && c.id; });
+	var inTree = {};
+	inTree[self] = true;
+	if (parent)
+		inTree[parent.id] = true;
+	children.forEach(function(c) { inTree[c.id] = true; });
+	var others = (Array.isArray(tree.neighbours) ? tree.neighbours : []).filter(function(n) { return isObject(n) && n.id && !inTree[n.id]; });
+	var shown = others.slice(0, maxNeighbours);
+	var subtree = 1;
+	children.forEach(function(c) { subtree += Math.max(Number(c.subtree) || 1, 1); });
+	var depth = Number(tree.depth);
+	var showRoot = valid && root != self && !(parent && parent.id == root);
+
+	var childW = children.length * boxW + Math.max(children.length - 1, 0) * gapX;
+	var cx = margin + Math.max(childW, boxW) / 2;
+	var nbX = cx + boxW / 2 + 40;
+	var width = Math.max(cx + boxW / 2, shown.length ? nbX + shown.length * (boxW + gapX) - gapX + (others.length > shown.length ? 70 : 0) : 0) + margin;
+	var parts = [], y = margin, prevBottom = null;
+
+	if (showRoot) {
+		parts.push(treeBox(cx - boxW / 2, y, 'top', root, _('root') + (tree.size ? ', ' + tree.size + ' ' + _('nodes') : ''), true, _('Root') + ': ' + root));
+		prevBottom = y + boxH;
+		y += boxH + gapY;
+	}
+	if (parent) {
+		var hops = depth - 1;
+		if (prevBottom != null) {
+			parts.push(treeLine(cx, prevBottom, cx, y, !(hops == 1), 'ddhcpd-tedge up'));
+			if (hops > 1)
+				parts.push(S('text', { 'x': cx + 8, 'y': prevBottom + gapY / 2 + 4, 'font-size': '11' }, [ text(hops + ' ' + _('hops')) ]));
+		}
+		var proot = valid && parent.id == root;
+		parts.push(treeBox(cx - boxW / 2, y, 'parent', parent.id,
+			proot ? _('root') + ', ' + _('parent') + (tree.size ? ', ' + tree.size + ' ' + _('nodes') : '') : _('parent'),
+			proot, _('Parent') + ': ' + parent.id + (parent.addr ? '\n' + parent.addr : '')));
+		prevBottom = y + boxH;
+		y += boxH + gapY;
+	}
+	if (prevBottom != null)
+		parts.push(treeLine(cx, prevBottom, cx, y, false, 'ddhcpd-tedge up'));
+	var selfRoot = valid && root == self;
+	parts.push(treeBox(cx - boxW / 2, y, 'self', self,
+		(selfRoot ? _('root') + ', ' : '') + _('this node') + ', ' + _('subtree') + ' ' + (selfRoot && tree.size ? tree.size : subtree),
+		selfRoot, _('This node') + ': ' + self));
+	var selfY = y;
+	shown.forEach(function(n, i) {
+		var x = nbX + i * (boxW + gapX);
+		var line2 = n.symmetric ? _('neighbour') : _('one-way neighbour');
+		if (n.root && root && n.root != root)
+			line2 += ', ' + _('root') + ' ' + shortID(n.root);
+		parts.push(treeBox(x, y, 'neighbour', n.id, line2, false,
+			_('Neighbour outside the tree') + ': ' + n.id + (Array.isArray(n.links) && n.links.length ? '\n' + n.links.join('\n') : '')));
+	});
+	if (shown.length)
+		parts.unshift(treeLine(cx + boxW / 2, selfY + boxH / 2, nbX, selfY + boxH / 2, true, 'ddhcpd-tedge side'));
+	if (others.length > shown.length)
+		parts.push(S('text', { 'x': nbX + shown.length * (boxW + gapX), 'y': selfY + boxH / 2 + 4, 'font-size': '11' },
+			[ text('+' + (others.length - shown.length) + ' ' + _('more')) ]));
+	y += boxH;
+	if (children.length) {
+		var top = y + gapY, x0 = cx - childW / 2;
+		children.forEach(function(c, i) {
+			var x = x0 + i * (boxW + gapX);
+			parts.unshift(treeLine(cx, y, x + boxW / 2, top, false, 'ddhcpd-tedge down'));
+			parts.push(treeBox(x, top, 'child', c.id, _('subtree') + ' ' + (Number(c.subtree) || 1), false,
+				_('Child') + ': ' + c.id + (c.addr ? '\n' + c.addr : '') + '\n' + _('nodes in its subtree') + ': ' + (Number(c.subtree) || 1)));
+		});
+		y = top + boxH;
+	}
+	var height = y + margin;
+	return S('svg', {
+		'id': 'ddhcpd-tree-drawing', 'width': Math.ceil(width), 'height': Math.ceil(height),
+		'viewBox': '0 0 ' + Math.ceil(width) + ' ' + Math.ceil(height), 'role': 'img'
+	}, parts);
+}
+
+function treeCaption(tree) {
+	if (!tree.valid || !tree.root)
+		return _('No tree is in force yet') + (tree.walk ? ' (' + _('walk') + ': ' + tree.walk + ')' : '') + '.';
+	return _('Root') + ' ' + shortID(tree.root) + ', ' + _('epoch') + ' ' + tree.epoch + ', ' +
+		tree.size + ' ' + _('nodes') + ', ' + _('this node at depth') + ' ' + tree.depth +
+		(tree.walk && tree.walk != 'idle' ? ', ' + _('walk') + ': ' + tree.walk : '') + '.';
+}
+
 function treeNodes(tree, err) {
 	if (err)
 		return [ E('p', {}, [ E('em', {}, [ text(_('The daemon does not report the overlay tree') + ': ' + err) ]) ]) ];
@@ -467,7 +602,11 @@ function treeNodes(tree, err) {
 			v = JSON.stringify(v);
 		return [ k, v, k ];
 	});
-	return [ E('table', { 'class': 'table' }, keyValueRows([ [ _('Overlay'), _('on'), 'enabled' ] ].concat(pairs))) ];
+	return [
+		E('div', { 'class': 'ddhcpd-tree-caption' }, [ text(treeCaption(tree)) ]),
+		E('div', { 'class': 'ddhcpd-tree-wrap' }, [ treeDrawing(tree) ]),
+		E('table', { 'class': 'table' }, keyValueRows([ [ _('Overlay'), _('on'), 'enabled' ] ].concat(pairs)))
+	];
 }
 
 return view.extend({
