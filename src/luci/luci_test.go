@@ -212,12 +212,12 @@ func TestStatusPage(t *testing.T) {
 	// One run dumps the DOM and takes the screenshot, both after the
 	// budget.
 	shot := filepath.Join(t.TempDir(), "luci-status.png")
-	dump := runBrowser(t, browserBin, "--virtual-time-budget=4500", "--window-size=1280,1150",
+	dump := runBrowser(t, browserBin, "--virtual-time-budget=4500", "--window-size=1280,1250",
 		"--screenshot="+shot, "--dump-dom", pageURL)
 	t.Logf("page rendered after %v", time.Since(start).Round(time.Millisecond))
 	p := parsePage(t, dump)
 	checkRendered(t, p, dump)
-	checkPNG(t, shot, 1280, 1150)
+	checkPNG(t, shot, 1280, 1250)
 	if os.Getenv(screenshotEnv) == "1" {
 		dst := filepath.Join("..", "..", "docs", "luci-status.png")
 		copyFile(t, shot, dst)
@@ -296,6 +296,7 @@ func TestStatusPage(t *testing.T) {
 	if ownSeen != st1.Owned || otherSeen == 0 {
 		t.Errorf("own blocks shown %d (owned %d), other nodes' %d", ownSeen, st1.Owned, otherSeen)
 	}
+	checkLiveMap(t, p, st1, st2, blocks)
 
 	// Leases: address, MAC, hostname as text, local.
 	lt := p.table(t, "ddhcpd-leases")
