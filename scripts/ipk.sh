@@ -59,8 +59,8 @@ esac
 VERSION=${VERSION:-$(git describe --always --dirty 2>/dev/null || echo dev)}
 export VERSION
 MAINTAINER=${MAINTAINER:-ddhcpd developers}
-# The repository has no license file yet; NOASSERTION is SPDX for "not stated".
-LICENSE=${LICENSE:-NOASSERTION}
+# SPDX name of the licence in LICENSE, as the C ddhcpd's.
+LICENSE=${LICENSE:-GPL-3.0-or-later}
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 
 # pkg_version VERSION: a version opkg orders sensibly. A release tag

@@ -38,6 +38,8 @@ func TestFeedMakefile(t *testing.T) {
 		{`^GO_PKG_DEFAULT_LDFLAGS:=.*-linkmode internal`, "Go's own linker (static)"},
 		{`^PKG_BUILD_DEPENDS:=golang/host$`, "the feed's default host Go, not a pinned golangX.Y"},
 		{`^PKG_MAINTAINER:=\S`, "a maintainer"},
+		{`^PKG_LICENSE:=GPL-3\.0-or-later$`, "the licence, as SPDX"},
+		{`^PKG_LICENSE_FILES:=LICENSE$`, "the licence file"},
 		{`^\s+PKG_SOURCE:=\$\(PKG_NAME\)-\$\(PKG_VERSION\)\.tar\.gz$`, "the release tarball"},
 		{`^\s+PKG_HASH:=[0-9a-f]{64}$`, "the release tarball's sha256"},
 		{`^\s+PKG_SOURCE_VERSION:=\$\(DDHCPD_GIT_COMMIT\)$`, "a git source is a commit"},

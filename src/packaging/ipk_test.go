@@ -348,6 +348,9 @@ func checkControl(t *testing.T, p pkg, arch string, fixed bool) {
 			t.Errorf("control field %s missing or empty", k)
 		}
 	}
+	if f["License"] != "GPL-3.0-or-later" {
+		t.Errorf("License %q, want GPL-3.0-or-later (LICENSE)", f["License"])
+	}
 	if f["Package"] != "ddhcpd" {
 		t.Errorf("Package %q", f["Package"])
 	}
