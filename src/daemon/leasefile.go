@@ -2,14 +2,8 @@ package daemon
 
 import (
 	"bytes"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
+	"ddhcpd/src/statedir"
 	"time"
-
-	"ddhcpd/src/control"
-	"ddhcpd/src/lease"
 )
 
 // The lease file (-leasefile, UCI "leasefile") lists the active leases in
@@ -104,7 +98,7 @@ func (d *Daemon) saveLeaseFile(final bool) {
 		return
 	}
 	lf.dirty, lf.last, lf.base = false, now, base
-	content := dnsmasqLeases(d.node.Leases().Leases(), now, base)
+	content := statedir.DNSMasqLeases(d.node.Leases().Leases(), now, base)
 	for {
 		select {
 		case lf.jobs <- content:
@@ -133,7 +127,7 @@ func (d *Daemon) writeLeaseFile(w *leaseFileWriter, content []byte) {
 	if w.wrote && bytes.Equal(content, w.written) {
 		return
 	}
-	err := replaceFile(w.path, content)
+	err := statedir.WriteShared(w.path, content)
 	switch {
 	case err != nil && err.Error() != w.failed:
 		w.failed = err.Error()
@@ -145,65 +139,4 @@ func (d *Daemon) writeLeaseFile(w *leaseFileWriter, content []byte) {
 	if err == nil {
 		w.wrote, w.written = true, content
 	}
-}
-
-// replaceFile writes path atomically: readers see the old file or the new
-// one, never a part. Mode 0644, as dnsmasq's lease file.
-func replaceFile(path string, content []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(content)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
-}
-
-// dnsmasqLeases renders the lease file: the assigned leases that have not
-// run out at now (monotonic), in address order, their expiry as the wall
-// time base+Expires.
-func dnsmasqLeases(ls []lease.Lease, now time.Duration, base time.Time) []byte {
-	var b bytes.Buffer
-	for _, l := range ls {
-		if l.State != lease.Assigned || l.Expires <= now || len(l.HW) == 0 {
-			continue
-		}
-		host := "*"
-		if control.ValidHostname(l.Hostname) {
-			host = l.Hostname
-		}
-		id := "*"
-		if len(l.ClientID) > 0 {
-			id = hexColons(l.ClientID)
-		}
-		fmt.Fprintf(&b, "%d %s %s %s %s\n", base.Add(l.Expires).Unix(), hexColons(l.HW), l.Addr, host, id)
-	}
-	return b.Bytes()
-}
-
-// hexColons writes bytes as dnsmasq does: 01:02:0a.
-func hexColons(p []byte) string {
-	var s strings.Builder
-	for i, c := range p {
-		if i > 0 {
-			s.WriteByte(':')
-		}
-		fmt.Fprintf(&s, "%02x", c)
-	}
-	return s.String()
 }

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,32 +15,6 @@ import (
 
 	"ddhcpd/src/lease"
 )
-
-func TestDnsmasqLeases(t *testing.T) {
-	now := 100 * time.Second
-	base := time.Unix(1700000000, 0)
-	hw := func(b byte) net.HardwareAddr { return net.HardwareAddr{2, 0, 0, 0, 0xab, b} }
-	a := func(s string) netip.Addr { return netip.MustParseAddr(s) }
-	ls := []lease.Lease{
-		{Addr: a("10.0.0.17"), HW: hw(1), Hostname: "laptop", State: lease.Assigned, Expires: now + 300*time.Second},
-		{Addr: a("10.0.0.18"), HW: hw(2), ClientID: []byte{1, 2, 0, 0, 0, 0xab, 2}, Hostname: "two words", State: lease.Assigned, Expires: now + 59500*time.Millisecond},
-		{Addr: a("10.0.0.19"), HW: hw(3), State: lease.Offered, Expires: now + 10*time.Second},
-		{Addr: a("10.0.0.20"), HW: hw(4), State: lease.Assigned, Expires: now}, // run out, not reclaimed yet
-		{Addr: a("10.0.0.21"), HW: hw(5), State: lease.Released, Expires: now + time.Hour},
-		{Addr: a("10.0.0.22"), State: lease.Declined, Expires: now + time.Hour},
-		{Addr: a("10.0.0.23"), HW: hw(6), Hostname: "", State: lease.Assigned, Expires: now + time.Hour},
-	}
-	got := string(dnsmasqLeases(ls, now, base))
-	want := "1700000400 02:00:00:00:ab:01 10.0.0.17 laptop *\n" +
-		"1700000159 02:00:00:00:ab:02 10.0.0.18 * 01:02:00:00:00:ab:02\n" +
-		"1700003700 02:00:00:00:ab:06 10.0.0.23 * *\n"
-	if got != want {
-		t.Errorf("lease file:\n%s\nwant:\n%s", got, want)
-	}
-	if got := dnsmasqLeases(nil, now, base); len(got) != 0 {
-		t.Errorf("no leases: %q", got)
-	}
-}
 
 // logBuffer collects log lines from several goroutines.
 type logBuffer struct {

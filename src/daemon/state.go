@@ -2,12 +2,10 @@ package daemon
 
 import (
 	"errors"
-	"net/netip"
 	"path/filepath"
 	"time"
 
 	"ddhcpd/src/config"
-	"ddhcpd/src/lease"
 	"ddhcpd/src/node"
 	"ddhcpd/src/statedir"
 )
@@ -17,40 +15,15 @@ const StateFile = "state.json"
 
 // stateWriter decides when the state is written: the state directory (tmpfs
 // on a router) at most every StateInterval, the optional persistent copy (on
-// flash) at most every PersistEvery so flash is not worn out.
+// flash) at most every PersistEvery so flash is not worn out. The writing
+// itself is a statedir.Writer's, on its own goroutine.
 type stateWriter struct {
 	path, persist       string
 	every, persistEvery time.Duration
 	last, persistLast   time.Duration
 	dirty, persistDirty bool
-
-	// Encoding and writing (with fsync) happen on a goroutine, so a big
-	// lease table never stalls the event loop: the loop hands over the
-	// lease records that changed since its last job (O(changes), not
-	// O(leases)), and a newer job is merged into one not yet written.
-	// The writer keeps every record, encoded, in snap.
-	jobs chan stateJob
-	done chan struct{}
-	snap statedir.Snapshot // owned by the writer goroutine, by the loop after stop
-}
-
-// writerPause is how long the state writer pauses every
-// statedir.YieldEvery records; Go's timers make it up to a millisecond when
-// nothing else happens.
-const writerPause = 50 * time.Microsecond
-
-type stateJob struct {
-	st            statedir.State // without leases: they are in deltas
-	now           time.Duration  // monotonic time of st, for the leases' remaining time
-	deltas        []leaseDelta   // in order
-	main, persist bool
-}
-
-// leaseDelta is one report of lease.Table.Changes.
-type leaseDelta struct {
-	changed []lease.Lease
-	removed []netip.Addr
-	full    bool
+	w                   *statedir.Writer // nil until start and after stop
+	report              func(path string, err error)
 }
 
 func newStateWriter(cfg config.Config) stateWriter {
@@ -66,63 +39,17 @@ func newStateWriter(cfg config.Config) stateWriter {
 
 func (s *stateWriter) due() time.Duration { return s.last + s.every }
 
-// start runs the writer goroutine; errors are reported through report (on
-// the writer goroutine: it must not touch loop state).
+// start runs the writer; errors are reported through report (on the
+// writer's goroutine: it must not touch loop state).
 func (s *stateWriter) start(report func(string, error)) {
-	s.jobs = make(chan stateJob, 1)
-	s.done = make(chan struct{})
-	// The loop comes first: with one CPU (GOMAXPROCS 1 on a router) a
-	// big table would otherwise hold up DHCP replies for milliseconds.
-	// The writer pauses rather than calling runtime.Gosched: the
-	// scheduler runs any runnable goroutine before it looks for network
-	// input, so after a Gosched the loop would still see no packets until
-	// the writer is done (or sysmon polls, after 10 ms).
-	s.snap.Yield = func() { time.Sleep(writerPause) }
-	go func() {
-		defer close(s.done)
-		for j := range s.jobs {
-			s.write(j, report)
-		}
-	}()
-}
-
-func (s *stateWriter) write(j stateJob, report func(string, error)) {
-	for _, d := range j.deltas {
-		s.snap.Apply(d.changed, d.removed, d.full)
-	}
-	if j.main {
-		report(s.path, s.snap.Save(s.path, j.st, j.now))
-	}
-	if j.persist {
-		report(s.persist, s.snap.Save(s.persist, j.st, j.now))
-	}
-}
-
-// hand gives a snapshot to the writer, replacing one it has not started on.
-func (s *stateWriter) hand(j stateJob) {
-	for {
-		select {
-		case s.jobs <- j:
-			return
-		default:
-		}
-		select {
-		case old := <-s.jobs:
-			// Merge: the newer state goes to every file either asked
-			// for, and the older changes come first.
-			j.main, j.persist = j.main || old.main, j.persist || old.persist
-			j.deltas = append(old.deltas, j.deltas...)
-		default:
-		}
-	}
+	s.report = report
+	s.w = statedir.StartWriter(report)
 }
 
 // stop waits for the writer to finish what it was given.
 func (s *stateWriter) stop() {
-	if s.jobs != nil {
-		close(s.jobs)
-		<-s.done
-		s.jobs = nil
+	if s.w != nil {
+		s.w.Stop()
 	}
 }
 
@@ -153,21 +80,26 @@ func (d *Daemon) saveState(final bool) {
 		}
 	}
 	changed, removed, full := d.node.Leases().Changes()
-	job := stateJob{st: st, now: now, deltas: []leaseDelta{{changed, removed, full}}, main: writeMain, persist: writePersist}
+	job := statedir.Job{State: st, Now: now, Deltas: []statedir.Delta{{Changed: changed, Removed: removed, Full: full}}}
 	if writeMain {
+		job.Main = s.path
 		s.dirty, s.last = false, now
 	}
 	if writePersist {
+		job.Persist = s.persist
 		s.persistDirty, s.persistLast = false, now
 	}
-	if final || s.jobs == nil {
+	if final || s.w == nil {
 		// At shutdown: wait for the writer, then write synchronously.
+		if s.w == nil {
+			s.w = statedir.StartWriter(d.stateReport)
+		}
 		s.stop()
-		s.write(job, d.stateReport)
+		s.w.Write(job)
 		return
 	}
 	d.stats.stateHanded++
-	s.hand(job)
+	s.w.Hand(job)
 }
 
 // stateReport logs a write's outcome; it runs on the writer goroutine, so

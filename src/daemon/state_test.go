@@ -113,7 +113,7 @@ func leaseOp(r *rand.Rand, tab *lease.Table, now time.Duration) {
 // waitWriter waits until the writer has taken every job.
 func waitWriter(t *testing.T, s *stateWriter) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); len(s.jobs) > 0; {
+	for deadline := time.Now().Add(5 * time.Second); s.w.Pending() > 0; {
 		if time.Now().After(deadline) {
 			t.Fatal("state writer stuck")
 		}

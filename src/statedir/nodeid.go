@@ -233,7 +233,7 @@ func NewNodeID(random io.Reader) (wire.NodeID, error) {
 // WriteFile replaces path atomically with data, mode 0600: a crash leaves
 // either the old or the new file, never a torn one.
 func WriteFile(path string, data []byte) error {
-	return writeFileWith(path, func(w io.Writer) error {
+	return writeFileWith(path, 0o600, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
@@ -241,13 +241,13 @@ func WriteFile(path string, data []byte) error {
 
 // writeFileWith is WriteFile with the content written by write, so a large
 // file need not be held in memory.
-func writeFileWith(path string, write func(io.Writer) error) error {
+func writeFileWith(path string, mode os.FileMode, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if err := tmp.Chmod(0o600); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
 	}

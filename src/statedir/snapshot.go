@@ -102,7 +102,7 @@ func (s *Snapshot) Save(path string, st State, now time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
 	}
-	err = writeFileWith(path, func(f io.Writer) error {
+	err = writeFileWith(path, 0o600, func(f io.Writer) error {
 		w := bufio.NewWriterSize(f, 64<<10)
 		s.write(w, st, saved, now)
 		return w.Flush()
