@@ -240,10 +240,7 @@ func (n *Node) Tick(now time.Duration) { n.settle(now) }
 
 // Next is when Tick must run again at the latest.
 func (n *Node) Next() time.Duration {
-	t := n.eng.Next()
-	if n.demand {
-		return 0
-	}
+	t := n.eng.Next() // demand never outlives a step: settle claims at once
 	if at, ok := n.leases.NextExpiry(); ok {
 		t = min(t, at)
 	}
